@@ -1,0 +1,51 @@
+package procpipe
+
+// DefaultMaxMessageSize is the largest message a Conn sends or receives when
+// its [Config] does not say.
+const DefaultMaxMessageSize = 1 << 30
+
+// A Config holds the settings of the Conns made with its methods. The zero
+// Config, and a nil *Config, give the defaults. The package-level functions
+// [Pipe], [Parent] and [NewConn] use the defaults.
+type Config struct {
+	// Codec encodes the values of Send and decodes those of Recv. The
+	// default is [Gob]; use [JSON] with peers in other languages.
+	Codec Codec
+
+	// MaxMessageSize is the largest message, in bytes, the Conn sends or
+	// receives. A larger incoming message is read, discarded and reported
+	// as a [*TooLargeError]; a larger outgoing one is refused before
+	// anything is written. 0 means [DefaultMaxMessageSize]; a negative value
+	// means no limit but memory.
+	MaxMessageSize int64
+
+	// ReadBufferSize is the size of the receive buffer, which lets many
+	// small messages cost one system call. A message that fits the buffer
+	// is consumed only once it has fully arrived, so a deadline can expire
+	// while it is in flight without breaking the stream. 0 means 64 KiB.
+	ReadBufferSize int
+}
+
+func (cfg *Config) codec() Codec {
+	if cfg == nil || cfg.Codec == nil {
+		return Gob
+	}
+	return cfg.Codec
+}
+
+func (cfg *Config) limit() int64 {
+	switch {
+	case cfg == nil || cfg.MaxMessageSize == 0:
+		return DefaultMaxMessageSize
+	case cfg.MaxMessageSize < 0:
+		return -1
+	}
+	return cfg.MaxMessageSize
+}
+
+func (cfg *Config) bufferSize() int {
+	if cfg == nil {
+		return 0
+	}
+	return cfg.ReadBufferSize
+}

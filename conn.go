@@ -1,0 +1,418 @@
+package procpipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procpipe/procpipe/frame"
+)
+
+// transport is one end of a byte stream, from the package of the platform.
+type transport interface {
+	io.Reader
+	frame.VectorWriter
+	// Ready reports without blocking whether a Read would return at once.
+	Ready() (bool, error)
+	// WaitReady blocks until a Read would return at once, or the read
+	// deadline passes, or the transport is closed.
+	WaitReady() error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	Close() error
+	// File returns the file to hand to a child process.
+	File() *os.File
+}
+
+// A Conn is one end of a connection made by [Pipe] (or taken with [Parent])
+// that sends and receives whole messages.
+//
+// Multiple goroutines may call Conn's methods at once. Messages never
+// interleave: each Send writes one whole message, and each message goes to
+// exactly one receiving call. Close may be called at any time, more than
+// once, and unblocks every call in progress.
+type Conn struct {
+	t        transport
+	canRead  bool
+	canWrite bool
+	codec    Codec
+	limit    int64 // -1: no limit
+
+	// The receive and send locks are channels so that a caller waiting for
+	// one can give up when its context is done.
+	rlock chan struct{}
+	rd    *frame.Reader
+	wlock chan struct{}
+	wr    *frame.Writer
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	dmu    sync.Mutex // guards the deadlines below and their application
+	rdline time.Time  // set by SetReadDeadline
+	wdline time.Time  // set by SetWriteDeadline
+}
+
+func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
+	c := &Conn{
+		t:        t,
+		canRead:  canRead,
+		canWrite: canWrite,
+		codec:    cfg.codec(),
+		limit:    cfg.limit(),
+		rlock:    make(chan struct{}, 1),
+		wlock:    make(chan struct{}, 1),
+	}
+	if canRead {
+		c.rd = frame.NewReader(t, cfg.bufferSize())
+	}
+	if canWrite {
+		c.wr = frame.NewWriter(t)
+	}
+	return c
+}
+
+// Pipe returns a pair of connected Conns, like Python's
+// multiprocessing.Pipe(duplex). If duplex is true both ends send and receive;
+// otherwise the first end only receives and the second only sends.
+func Pipe(duplex bool) (*Conn, *Conn, error) { return (*Config)(nil).Pipe(duplex) }
+
+// Pipe is like the package-level [Pipe] with the settings of cfg.
+func (cfg *Config) Pipe(duplex bool) (*Conn, *Conn, error) {
+	a, b, err := newPair(duplex)
+	if err != nil {
+		return nil, nil, err
+	}
+	if duplex {
+		return newConn(a, true, true, cfg), newConn(b, true, true, cfg), nil
+	}
+	return newConn(a, true, false, cfg), newConn(b, false, true, cfg), nil
+}
+
+// NewConn returns a Conn on f, an end of a byte stream made elsewhere (on
+// Unix a stream socket or one end of a pipe). The Conn takes f over: f must
+// not be used afterwards, and is closed if NewConn fails.
+func NewConn(f *os.File) (*Conn, error) { return (*Config)(nil).NewConn(f) }
+
+// NewConn is like the package-level [NewConn] with the settings of cfg.
+func (cfg *Config) NewConn(f *os.File) (*Conn, error) {
+	t, canRead, canWrite, err := fileTransport(f)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(t, canRead, canWrite, cfg), nil
+}
+
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooled is the largest buffer kept for reuse between messages.
+const maxPooled = 64 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(bp *[]byte, b []byte) {
+	if cap(b) <= maxPooled {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+}
+
+// Send encodes v with the Conn's [Codec] and sends it as one message, like
+// Python's send(obj).
+func (c *Conn) Send(v any) error { return c.SendContext(context.Background(), v) }
+
+// SendContext is like [Conn.Send], giving up when ctx is done.
+func (c *Conn) SendContext(ctx context.Context, v any) error {
+	if !c.canWrite {
+		return ErrReceiveOnly
+	}
+	bp := getBuf()
+	b, err := c.codec.AppendMarshal((*bp)[:0], v)
+	if err != nil {
+		return fmt.Errorf("procpipe: send: encoding %T: %w", v, err)
+	}
+	err = c.SendBytesContext(ctx, b)
+	putBuf(bp, b)
+	return err
+}
+
+// SendBytes sends p as one message, like Python's send_bytes(buf); slice p
+// for Python's offset and size. p may be modified once SendBytes returns.
+func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Background(), p) }
+
+// SendBytesContext is like [Conn.SendBytes], giving up when ctx is done.
+// Giving up after part of a message larger than the kernel's buffer was
+// written leaves the sending side unusable (errors match [ErrBroken]).
+func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
+	if !c.canWrite {
+		return ErrReceiveOnly
+	}
+	if c.limit >= 0 && int64(len(p)) > c.limit {
+		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
+	}
+	if err := c.lock(ctx, c.wlock); err != nil {
+		return err
+	}
+	defer c.unlock(c.wlock)
+	if c.closed.Load() {
+		return closedError("send")
+	}
+	stop := c.interrupt(ctx, false)
+	err := c.wr.WriteFrame(p)
+	stop()
+	return c.opError("send", ctx, err)
+}
+
+// Recv receives one message and decodes it into v, which must be a non-nil
+// pointer, like Python's recv(). It returns io.EOF when the peer has closed
+// its end (or died) and no message is left.
+func (c *Conn) Recv(v any) error { return c.RecvContext(context.Background(), v) }
+
+// RecvContext is like [Conn.Recv], giving up when ctx is done.
+func (c *Conn) RecvContext(ctx context.Context, v any) error {
+	bp := getBuf()
+	b, err := c.recv(ctx, (*bp)[:0], c.limit)
+	if err == nil {
+		if err = c.codec.Unmarshal(b, v); err != nil {
+			err = fmt.Errorf("procpipe: recv: decoding a %d-byte message into %T: %w", len(b), v, err)
+		}
+	}
+	putBuf(bp, b)
+	return err
+}
+
+// RecvBytes receives one message and returns its bytes, like Python's
+// recv_bytes(). It returns io.EOF when the peer has closed its end (or died)
+// and no message is left.
+func (c *Conn) RecvBytes() ([]byte, error) {
+	return c.recv(context.Background(), nil, c.limit)
+}
+
+// RecvBytesMax is like [Conn.RecvBytes], but a message longer than maxLength
+// bytes is discarded and reported as a [*TooLargeError], like Python's
+// recv_bytes(maxlength). Unlike Python's, the Conn stays usable.
+func (c *Conn) RecvBytesMax(maxLength int) ([]byte, error) {
+	limit := int64(maxLength)
+	if maxLength < 0 {
+		return nil, fmt.Errorf("procpipe: recv: negative maximum length %d", maxLength)
+	}
+	if c.limit >= 0 && c.limit < limit {
+		limit = c.limit
+	}
+	return c.recv(context.Background(), nil, limit)
+}
+
+// RecvBytesContext is like [Conn.RecvBytes], giving up when ctx is done.
+// Giving up in the middle of a message larger than the receive buffer
+// ([Config.ReadBufferSize]) leaves the receiving side unusable (errors match
+// [ErrBroken]).
+func (c *Conn) RecvBytesContext(ctx context.Context) ([]byte, error) {
+	return c.recv(ctx, nil, c.limit)
+}
+
+func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error) {
+	if !c.canRead {
+		return dst, ErrSendOnly
+	}
+	if err := c.lock(ctx, c.rlock); err != nil {
+		return dst, err
+	}
+	defer c.unlock(c.rlock)
+	if c.closed.Load() {
+		return dst, closedError("recv")
+	}
+	stop := c.interrupt(ctx, true)
+	dst, err := c.rd.ReadFrame(dst, limit)
+	stop()
+	return dst, c.opError("recv", ctx, err)
+}
+
+// RecvBytesInto receives one message into p and returns its length, like
+// Python's recv_bytes_into(buf); slice p for Python's offset. A message
+// longer than p is returned whole in a [*BufferTooShortError].
+func (c *Conn) RecvBytesInto(p []byte) (int, error) {
+	if !c.canRead {
+		return 0, ErrSendOnly
+	}
+	c.lock(nil, c.rlock)
+	defer c.unlock(c.rlock)
+	if c.closed.Load() {
+		return 0, closedError("recv")
+	}
+	n, err := c.rd.ReadFrameInto(p, c.limit)
+	return n, c.opError("recv", nil, err)
+}
+
+// Poll reports whether a message (or the end of the stream) is waiting to be
+// received, like Python's poll(timeout). It waits up to timeout for one: 0
+// means do not wait, a negative timeout means wait as long as it takes. A
+// read deadline set on the Conn also ends the wait, with an error.
+func (c *Conn) Poll(timeout time.Duration) (bool, error) {
+	if !c.canRead {
+		return false, ErrSendOnly
+	}
+	c.lock(nil, c.rlock)
+	defer c.unlock(c.rlock)
+	if c.closed.Load() {
+		return false, closedError("poll")
+	}
+	if c.rd.Buffered() > 0 {
+		return true, nil
+	}
+	if ok, err := c.t.Ready(); ok || err != nil {
+		return ok, c.opError("poll", nil, err)
+	}
+	if timeout == 0 {
+		return false, nil
+	}
+	var userDeadline time.Time
+	if timeout > 0 {
+		c.dmu.Lock()
+		userDeadline = c.rdline
+		d := time.Now().Add(timeout)
+		if !userDeadline.IsZero() && userDeadline.Before(d) {
+			d = userDeadline
+		}
+		c.t.SetReadDeadline(d)
+		c.dmu.Unlock()
+		defer func() {
+			c.dmu.Lock()
+			c.t.SetReadDeadline(c.rdline)
+			c.dmu.Unlock()
+		}()
+	}
+	err := c.t.WaitReady()
+	if errors.Is(err, os.ErrDeadlineExceeded) && (userDeadline.IsZero() || time.Now().Before(userDeadline)) {
+		return false, nil // the poll's own timeout
+	}
+	return err == nil, c.opError("poll", nil, err)
+}
+
+// SetDeadline sets the read and write deadlines, as [net.Conn] does: a Send
+// or Recv still blocked at t fails with an error matching
+// [os.ErrDeadlineExceeded]. A zero t means no deadline. An expired deadline
+// that interrupts a message larger than the kernel's buffer (when sending) or
+// the receive buffer (when receiving) leaves that direction unusable.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the deadline for receiving and polling; see
+// [Conn.SetDeadline].
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.rdline = t
+	return c.opError("set deadline", nil, c.t.SetReadDeadline(t))
+}
+
+// SetWriteDeadline sets the deadline for sending; see [Conn.SetDeadline].
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wdline = t
+	return c.opError("set deadline", nil, c.t.SetWriteDeadline(t))
+}
+
+// Close closes the Conn, like Python's close(). Calls blocked in Send, Recv
+// or Poll return an error matching [net.ErrClosed], as do later calls. Close
+// may be called more than once; calls after the first return nil.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		err = c.t.Close()
+	})
+	return err
+}
+
+// lock takes a receive or send lock, giving up when ctx (if not nil) is
+// done.
+func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	default:
+	}
+	if ctx == nil || ctx.Done() == nil {
+		l <- struct{}{}
+		return nil
+	}
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Conn) unlock(l chan struct{}) { <-l }
+
+// aLongTimeAgo is a deadline in the past, which interrupts blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// interrupt makes ctx's end interrupt the I/O in progress on one side by
+// moving that side's deadline into the past, until the returned function is
+// called; that function restores the deadline the user set. The caller holds
+// the side's lock.
+func (c *Conn) interrupt(ctx context.Context, read bool) func() {
+	if ctx == nil || ctx.Done() == nil {
+		return func() {}
+	}
+	set := c.t.SetWriteDeadline
+	user := &c.wdline
+	if read {
+		set, user = c.t.SetReadDeadline, &c.rdline
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.dmu.Lock()
+		set(aLongTimeAgo)
+		c.dmu.Unlock()
+		close(fired)
+	})
+	return func() {
+		if !stop() {
+			<-fired
+			c.dmu.Lock()
+			set(*user)
+			c.dmu.Unlock()
+		}
+	}
+}
+
+func closedError(op string) error {
+	return fmt.Errorf("procpipe: %s: %w", op, net.ErrClosed)
+}
+
+// opError turns a transport's error into the one the API promises.
+func (c *Conn) opError(op string, ctx context.Context, err error) error {
+	var (
+		tooLarge *TooLargeError
+		tooShort *BufferTooShortError
+		protocol *ProtocolError
+	)
+	switch {
+	case err == nil || err == io.EOF || err == io.ErrUnexpectedEOF:
+		return err
+	case c.closed.Load():
+		return closedError(op)
+	case ctx != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("procpipe: %s: %w", op, ctx.Err())
+	case errors.As(err, &tooLarge) || errors.As(err, &tooShort) || errors.As(err, &protocol) || errors.Is(err, ErrBroken):
+		return err
+	case isPeerGone(err):
+		return fmt.Errorf("procpipe: %s: %w (%w)", op, ErrPeerGone, err)
+	}
+	return fmt.Errorf("procpipe: %s: %w", op, err)
+}

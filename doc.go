@@ -1,0 +1,32 @@
+// Package procpipe connects a Go process and its children with message pipes,
+// as Python's multiprocessing.Pipe connects Python processes.
+//
+// [Pipe] returns the two ends of a connection. Each end is a [Conn] that
+// sends and receives whole messages: Go values through a [Codec] with
+// [Conn.Send] and [Conn.Recv], or raw bytes with [Conn.SendBytes],
+// [Conn.RecvBytes] and [Conn.RecvBytesInto]. A [Process] starts a child that
+// owns the other end: either a function of this same program registered with
+// [Register] (the child runs it from [Dispatch], called early in main), or
+// any program through an exec.Cmd. The child takes its end with [Parent].
+//
+// The wire format is CPython's multiprocessing.connection format (see package
+// [github.com/procpipe/procpipe/frame]), so a Python child can talk to a Go
+// parent with multiprocessing.connection.Connection on the descriptor named
+// in the environment variable PROCPIPE_CONN.
+//
+// # Errors
+//
+// Operations on a closed Conn fail with an error matching [net.ErrClosed]; an
+// expired deadline with one matching [os.ErrDeadlineExceeded]. Receiving
+// after the peer closed its end or died returns [io.EOF] between messages and
+// [io.ErrUnexpectedEOF] inside one. Sending to a peer that is gone fails with
+// an error matching [ErrPeerGone]. Oversized messages give a
+// [*TooLargeError], a malformed header a [*ProtocolError], a message larger
+// than the buffer of RecvBytesInto a [*BufferTooShortError].
+//
+// # Platforms
+//
+// On Unix a duplex pipe is a socketpair(2) and a one-way pipe a pipe(2). Windows
+// is not supported yet: Pipe and the process functions return an error
+// matching [errors.ErrUnsupported] there.
+package procpipe

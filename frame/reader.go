@@ -1,0 +1,330 @@
+package frame
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// DefaultBufferSize is the read buffer size [NewReader] uses for a size <= 0.
+// A frame that fits the buffer is consumed only once it has fully arrived, so
+// a deadline that expires while such a frame is in flight leaves the stream
+// intact.
+const DefaultBufferSize = 64 << 10
+
+// firstChunk is the most a Reader allocates for a payload before any of its
+// bytes have arrived.
+const firstChunk = 64 << 10
+
+// ErrBroken is wrapped by the error every read returns after an earlier error
+// (a deadline, a closed or failing transport, a protocol error) cut a frame
+// short: the reader no longer knows where the next frame starts.
+var ErrBroken = errors.New("procpipe: stream out of sync: an earlier error cut a message short")
+
+// A Reader reads whole frames from a byte stream. It buffers reads, so many
+// small frames cost one read from the transport, and reads large payloads
+// straight into the caller's memory.
+//
+// A Reader is not safe for concurrent use; the caller serialises its calls.
+type Reader struct {
+	rd   io.Reader
+	buf  []byte
+	r, w int   // buf[r:w] is buffered and not yet consumed
+	err  error // sticky: set once the stream is out of sync
+}
+
+// NewReader returns a Reader that reads frames from rd through a buffer of
+// size bytes (DefaultBufferSize if size <= 0).
+func NewReader(rd io.Reader, size int) *Reader {
+	if size <= 0 {
+		size = DefaultBufferSize
+	}
+	return &Reader{rd: rd, buf: make([]byte, size)}
+}
+
+// Buffered returns the number of bytes read from the transport and not yet
+// consumed.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// Fill reads once from the transport into the buffer. It returns nil if it
+// read at least one byte. A Reader whose stream is out of sync returns its
+// sticky error.
+func (r *Reader) Fill() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.fill()
+}
+
+func (r *Reader) fill() error {
+	if r.r == r.w {
+		r.r, r.w = 0, 0
+	} else if r.w == len(r.buf) {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	for range 100 {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 || n > len(r.buf)-r.w {
+			return errors.New("procpipe: transport returned an invalid count")
+		}
+		r.w += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// fillTo reads until at least need bytes are buffered. need must not exceed
+// the buffer's size.
+func (r *Reader) fillTo(need int) error {
+	for r.w-r.r < need {
+		if err := r.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// broken records err as the reason the stream is out of sync and returns the
+// error for the current call.
+func (r *Reader) broken(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == io.ErrUnexpectedEOF {
+		r.err = err
+	} else {
+		r.err = fmt.Errorf("%w (%v)", ErrBroken, err)
+	}
+	return err
+}
+
+// header reads the next frame's header without consuming it. It returns the
+// payload length and the header's size. A clean end of stream before the
+// header's first byte is io.EOF; inside the header it is
+// io.ErrUnexpectedEOF. Any other transport error leaves the stream intact.
+func (r *Reader) header() (n uint64, size int, err error) {
+	if r.err != nil {
+		return 0, 0, r.err
+	}
+	for {
+		n, size, err = ParseHeader(r.buf[r.r:r.w])
+		if err != nil {
+			r.err = fmt.Errorf("%w (%v)", ErrBroken, err)
+			return 0, 0, err
+		}
+		if size > 0 {
+			return n, size, nil
+		}
+		if err = r.fill(); err != nil {
+			if err == io.EOF && r.w > r.r {
+				return 0, 0, r.broken(err)
+			}
+			return 0, 0, err
+		}
+	}
+}
+
+// whole waits until the frame whose header is buffered is buffered in full,
+// if it fits the buffer. It reports whether it does.
+func (r *Reader) whole(n uint64, size int) (bool, error) {
+	if n > uint64(len(r.buf)-size) {
+		return false, nil
+	}
+	if err := r.fillTo(size + int(n)); err != nil {
+		if err == io.EOF {
+			return false, r.broken(err)
+		}
+		return false, err // nothing consumed
+	}
+	return true, nil
+}
+
+// checkLimit consumes and discards a frame larger than limit (if limit >= 0)
+// and returns a *TooLargeError for it.
+func (r *Reader) checkLimit(n uint64, size int, limit int64) error {
+	if limit < 0 || n <= uint64(limit) {
+		return nil
+	}
+	r.r += size
+	if err := r.discard(n); err != nil {
+		return err
+	}
+	return &TooLargeError{Size: n, Limit: limit}
+}
+
+// ReadFrame reads the next frame and appends its payload to dst. A frame
+// larger than limit bytes (if limit >= 0) is discarded and reported as a
+// [*TooLargeError]; the stream stays usable. The buffer grows with the bytes
+// that actually arrive, never more than 16 times their number ahead of them.
+func (r *Reader) ReadFrame(dst []byte, limit int64) ([]byte, error) {
+	n, size, err := r.header()
+	if err != nil {
+		return dst, err
+	}
+	if room := uint64(math.MaxInt - len(dst)); n > room && (limit < 0 || uint64(limit) > room) {
+		limit = int64(room) // cannot be held in memory here (e.g. 32-bit)
+	}
+	if err := r.checkLimit(n, size, limit); err != nil {
+		return dst, err
+	}
+	if ok, err := r.whole(n, size); ok {
+		r.r += size
+		dst = append(dst, r.buf[r.r:r.r+int(n)]...)
+		r.r += int(n)
+		return dst, nil
+	} else if err != nil {
+		return dst, err
+	}
+	r.r += size
+	return r.payload(dst, int(n))
+}
+
+// payload appends the next n bytes of the stream to dst, growing dst as bytes
+// arrive.
+func (r *Reader) payload(dst []byte, n int) ([]byte, error) {
+	start := len(dst)
+	for got := 0; got < n; got = len(dst) - start {
+		if len(dst) == cap(dst) {
+			dst = grow(dst, got, n)
+		}
+		m, err := r.readInto(dst[len(dst):min(cap(dst), start+n)])
+		dst = dst[:len(dst)+m]
+		if err != nil {
+			return dst[:start], r.broken(err)
+		}
+	}
+	return dst, nil
+}
+
+// grow returns dst with room for more of an n-byte payload of which got bytes
+// have arrived. The capacity doubles with what arrived and jumps to the whole
+// payload once a sixteenth of it is in: a lying header costs little, and a
+// genuine large payload is copied at most once at a fraction of its size.
+func grow(dst []byte, got, n int) []byte {
+	want := n
+	if got < n/16 {
+		want = min(n, max(firstChunk, 2*got))
+	}
+	out := make([]byte, len(dst), len(dst)-got+want)
+	copy(out, dst)
+	return out
+}
+
+// readInto fills p from the buffer, or straight from the transport when p is
+// at least as large as the buffer, and returns how many bytes it wrote.
+func (r *Reader) readInto(p []byte) (int, error) {
+	if r.r < r.w {
+		n := copy(p, r.buf[r.r:r.w])
+		r.r += n
+		return n, nil
+	}
+	if len(p) >= len(r.buf) {
+		for range 100 {
+			n, err := r.rd.Read(p)
+			if n < 0 || n > len(p) {
+				return 0, errors.New("procpipe: transport returned an invalid count")
+			}
+			if n > 0 {
+				return n, nil
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		return 0, io.ErrNoProgress
+	}
+	if err := r.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, r.buf[r.r:r.w])
+	r.r += n
+	return n, nil
+}
+
+// ReadFrameInto reads the next frame into p and returns its length. A frame
+// larger than limit bytes (if limit >= 0) is discarded and reported as a
+// [*TooLargeError]. A frame larger than p is read whole and returned in a
+// [*BufferTooShortError]. Either way the stream stays usable.
+func (r *Reader) ReadFrameInto(p []byte, limit int64) (int, error) {
+	n, size, err := r.header()
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(len(p)) {
+		msg, err := r.ReadFrame(nil, limit)
+		if err != nil {
+			return 0, err
+		}
+		return 0, &BufferTooShortError{Msg: msg, BufLen: len(p)}
+	}
+	if err := r.checkLimit(n, size, limit); err != nil {
+		return 0, err
+	}
+	if ok, err := r.whole(n, size); ok {
+		r.r += size
+		r.r += copy(p, r.buf[r.r:r.r+int(n)])
+		return int(n), nil
+	} else if err != nil {
+		return 0, err
+	}
+	r.r += size
+	for got := 0; got < int(n); {
+		m, err := r.readInto(p[got:n])
+		got += m
+		if err != nil {
+			return 0, r.broken(err)
+		}
+	}
+	return int(n), nil
+}
+
+// SkipFrame reads and discards the next frame and returns its length.
+func (r *Reader) SkipFrame() (uint64, error) {
+	n, size, err := r.header()
+	if err != nil {
+		return 0, err
+	}
+	r.r += size
+	return n, r.discard(n)
+}
+
+// discard consumes the next n payload bytes.
+func (r *Reader) discard(n uint64) error {
+	for n > 0 {
+		if r.r == r.w {
+			if err := r.fill(); err != nil {
+				return r.broken(err)
+			}
+		}
+		m := uint64(r.w - r.r)
+		if m > n {
+			m = n
+		}
+		r.r += int(m)
+		n -= m
+	}
+	return nil
+}
+
+// ReadByte consumes one byte of the stream that is not part of a frame (such
+// as the count byte CPython sends with passed file descriptors).
+func (r *Reader) ReadByte() (byte, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.r == r.w {
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	b := r.buf[r.r]
+	r.r++
+	return b, nil
+}

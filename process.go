@@ -1,0 +1,218 @@
+package procpipe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+)
+
+// The environment contract between a parent and a child, which a program in
+// any language can keep on either side.
+const (
+	// EnvConn names the child's end of its connection: on Unix the
+	// descriptor number (3 for the first of exec.Cmd.ExtraFiles). [Parent]
+	// reads it and removes it from the environment. A Python child does
+	// multiprocessing.connection.Connection(int(os.environ["PROCPIPE_CONN"])).
+	EnvConn = "PROCPIPE_CONN"
+
+	// EnvFunc names the registered function a child of the same program
+	// runs from [Dispatch].
+	EnvFunc = "PROCPIPE_FUNC"
+)
+
+var (
+	parentMu sync.Mutex
+	regMu    sync.Mutex
+	registry = map[string]func(*Conn) error{}
+)
+
+// Parent returns the end of the connection the parent process handed this
+// one (named by [EnvConn]) and removes the variable from the environment, so
+// the end is taken once and is not passed on to this process's own children.
+// It returns [ErrNoParent] if there is none.
+func Parent() (*Conn, error) { return (*Config)(nil).Parent() }
+
+// Parent is like the package-level [Parent] with the settings of cfg.
+func (cfg *Config) Parent() (*Conn, error) {
+	parentMu.Lock()
+	defer parentMu.Unlock()
+	v, ok := os.LookupEnv(EnvConn)
+	if !ok {
+		return nil, ErrNoParent
+	}
+	os.Unsetenv(EnvConn)
+	t, canRead, canWrite, err := envTransport(v)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(t, canRead, canWrite, cfg), nil
+}
+
+// Register makes f runnable in a child process started with [NewProcess],
+// under name. Call it before [Dispatch], from an init function or at the top
+// of main. It panics if name is empty or already registered, or f is nil:
+// those are programming errors found at start-up.
+func Register(name string, f func(conn *Conn) error) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	switch {
+	case name == "":
+		panic("procpipe: Register with an empty name")
+	case f == nil:
+		panic("procpipe: Register of " + name + " with a nil function")
+	case registry[name] != nil:
+		panic("procpipe: Register called twice for " + name)
+	}
+	registry[name] = f
+}
+
+// Dispatch runs the registered function a child started by [NewProcess] was
+// started for, and exits; in any other process it returns at once. Call it
+// at the top of main (or of TestMain), after [Register] and before anything
+// else: everything before it runs in the child too.
+//
+// The function gets the connection end its parent handed over (nil if none).
+// The child exits with status 0 if the function returns nil; otherwise it
+// prints the error to standard error and exits with status 1. A child asked
+// to run a name that is not registered exits with status 2.
+func Dispatch() {
+	name, ok := os.LookupEnv(EnvFunc)
+	if !ok {
+		return
+	}
+	os.Unsetenv(EnvFunc)
+	regMu.Lock()
+	f := registry[name]
+	regMu.Unlock()
+	if f == nil {
+		fmt.Fprintf(os.Stderr, "procpipe: this child was started to run %q, which this program did not register before calling Dispatch\n", name)
+		os.Exit(2)
+	}
+	conn, err := Parent()
+	if err != nil && !errors.Is(err, ErrNoParent) {
+		fmt.Fprintf(os.Stderr, "procpipe: child %s: %v\n", name, err)
+		os.Exit(2)
+	}
+	err = f(conn)
+	if conn != nil {
+		conn.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "procpipe: child %s: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// A Process is a child process that owns one end of a connection, like
+// Python's multiprocessing.Process. Make one with [NewProcess] or [Attach],
+// then Start it and Wait for it.
+type Process struct {
+	// Cmd is the command that runs the child. Its fields (Stdout, Env,
+	// SysProcAttr, ...) may be changed before Start.
+	Cmd *exec.Cmd
+
+	end    *Conn
+	target string
+}
+
+// NewProcess returns a Process that runs the function registered under
+// target (see [Register]) in a new process of this same program, with end as
+// its connection, like Python's Process(target=f, args=(end,)). args become
+// the child's os.Args[1:]. The child shares this process's standard output
+// and error. end may be nil.
+func NewProcess(target string, end *Conn, args ...string) *Process {
+	exe, err := os.Executable()
+	cmd := exec.Command(exe, args...)
+	if err != nil {
+		cmd.Err = fmt.Errorf("procpipe: finding this program to run a child: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = append(cleanEnv(cmd.Environ()), EnvFunc+"="+target)
+	return &Process{Cmd: cmd, end: end, target: target}
+}
+
+// Attach returns a Process that runs cmd, any program, with end as its
+// connection: the child finds it through [EnvConn] (with [Parent] in Go).
+func Attach(cmd *exec.Cmd, end *Conn) *Process {
+	return &Process{Cmd: cmd, end: end}
+}
+
+// Start starts the child and closes this process's copy of the child's end,
+// whether or not the start succeeded, so that Recv on the other end returns
+// io.EOF once the child exits or dies.
+func (p *Process) Start() error {
+	if p.end != nil {
+		defer p.end.Close()
+	}
+	if p.target != "" && os.Getenv(EnvFunc) != "" {
+		return fmt.Errorf("procpipe: this process is a child started to run %q but never called Dispatch; refusing to start %q, which would run this program again", os.Getenv(EnvFunc), p.target)
+	}
+	if p.end != nil {
+		if p.end.closed.Load() {
+			return fmt.Errorf("procpipe: start: the child's end is closed")
+		}
+		env := cleanEnv(p.Cmd.Environ())
+		if p.target != "" {
+			env = append(env, EnvFunc+"="+p.target)
+		}
+		v, err := attachEnd(p.Cmd, p.end.t.File())
+		if err != nil {
+			return err
+		}
+		p.Cmd.Env = append(env, EnvConn+"="+v)
+	}
+	return p.Cmd.Start()
+}
+
+// Wait waits for the child to exit, like Python's join(); see
+// [exec.Cmd.Wait].
+func (p *Process) Wait() error { return p.Cmd.Wait() }
+
+// Run starts the child and waits for it.
+func (p *Process) Run() error {
+	if err := p.Start(); err != nil {
+		return err
+	}
+	return p.Wait()
+}
+
+// Kill kills the child at once.
+func (p *Process) Kill() error {
+	if p.Cmd.Process == nil {
+		return errors.New("procpipe: kill: process not started")
+	}
+	return p.Cmd.Process.Kill()
+}
+
+// Pid returns the child's process ID, or -1 before Start.
+func (p *Process) Pid() int {
+	if p.Cmd.Process == nil {
+		return -1
+	}
+	return p.Cmd.Process.Pid
+}
+
+// ExitCode returns the child's exit status after Wait, or -1 if it has not
+// exited or was killed by a signal.
+func (p *Process) ExitCode() int {
+	if p.Cmd.ProcessState == nil {
+		return -1
+	}
+	return p.Cmd.ProcessState.ExitCode()
+}
+
+// cleanEnv drops procpipe's variables from env, so that a child never
+// inherits an end or a function meant for this process.
+func cleanEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, EnvConn+"=") && !strings.HasPrefix(kv, EnvFunc+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

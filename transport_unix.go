@@ -1,0 +1,48 @@
+//go:build unix
+
+package procpipe
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/procpipe/procpipe/unix"
+)
+
+func newPair(duplex bool) (a, b transport, err error) {
+	var x, y *unix.Conn
+	if duplex {
+		x, y, err = unix.Socketpair()
+	} else {
+		x, y, err = unix.Pipe()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return x, y, nil
+}
+
+func fileTransport(f *os.File) (t transport, canRead, canWrite bool, err error) {
+	c, err := unix.NewConn(f)
+	if err != nil {
+		return nil, false, false, err
+	}
+	k := c.Kind()
+	return c, k != unix.PipeWrite, k != unix.PipeRead, nil
+}
+
+// envTransport returns the transport named by the value of EnvConn: a
+// descriptor number.
+func envTransport(v string) (t transport, canRead, canWrite bool, err error) {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return nil, false, false, errors.New("procpipe: " + EnvConn + "=" + strconv.Quote(v) + " is not a descriptor number")
+	}
+	return fileTransport(os.NewFile(uintptr(fd), "procpipe-parent"))
+}
+
+func isPeerGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}

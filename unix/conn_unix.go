@@ -1,0 +1,342 @@
+//go:build unix
+
+package unix
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind says what a [Conn]'s descriptor is and which ways it carries data.
+type Kind int
+
+const (
+	Socket    Kind = iota // a stream socket: reads and writes
+	PipeRead              // the read end of a pipe
+	PipeWrite             // the write end of a pipe
+)
+
+// A Conn is one end of a Unix byte stream: a stream socket or one end of a
+// pipe, held in an [*os.File] on the runtime poller.
+//
+// Read and Write may be called concurrently with each other and with Close,
+// which unblocks them; the caller serialises Reads among themselves, and
+// Writes among themselves, as with an [*os.File].
+type Conn struct {
+	f    *os.File
+	rc   syscall.RawConn
+	kind Kind
+}
+
+var _ interface {
+	io.ReadWriteCloser
+	Writev([][]byte) (int64, error)
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+} = (*Conn)(nil)
+
+// newConn wraps fd, which must be close-on-exec and non-blocking. It closes
+// fd on error.
+func newConn(fd int, name string, kind Kind) (*Conn, error) {
+	f := os.NewFile(uintptr(fd), name)
+	if f == nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("procpipe: invalid descriptor %d", fd)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Conn{f: f, rc: rc, kind: kind}, nil
+}
+
+// Socketpair returns the two ends of a new connected pair of stream sockets
+// (socketpair(AF_UNIX, SOCK_STREAM)).
+func Socketpair() (*Conn, *Conn, error) {
+	fds, err := socketpair()
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	for _, fd := range fds {
+		if err := tune(fd); err != nil {
+			unix.Close(fds[0])
+			unix.Close(fds[1])
+			return nil, nil, err
+		}
+	}
+	a, err := newConn(fds[0], "procpipe-socket", Socket)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	b, err := newConn(fds[1], "procpipe-socket", Socket)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// Pipe returns the read and write ends of a new pipe (pipe(2)).
+func Pipe() (r, w *Conn, err error) {
+	var fds [2]int
+	if err := pipe(&fds); err != nil {
+		return nil, nil, os.NewSyscallError("pipe", err)
+	}
+	r, err = newConn(fds[0], "procpipe-pipe-r", PipeRead)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	w, err = newConn(fds[1], "procpipe-pipe-w", PipeWrite)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, w, nil
+}
+
+// NewConn returns a Conn for f, which must be a stream socket or one end of a
+// pipe; the Conn takes f over (f must not be used afterwards, and is closed if
+// NewConn fails). It works out the [Kind] from the descriptor, and moves it
+// to non-blocking mode on the runtime poller; as the mode belongs to the open
+// file, other processes sharing it see it too.
+func NewConn(f *os.File) (*Conn, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	var (
+		dup  int
+		kind Kind
+		cerr error
+	)
+	err = rc.Control(func(fd uintptr) {
+		if kind, cerr = kindOf(int(fd)); cerr != nil {
+			return
+		}
+		// A dup made under the fork lock and then marked close-on-exec
+		// is never seen by a concurrent fork; the new descriptor joins
+		// the poller because it is non-blocking when os.NewFile sees it.
+		if dup, cerr = dupCloexec(int(fd)); cerr != nil {
+			return
+		}
+		if cerr = unix.SetNonblock(dup, true); cerr != nil {
+			unix.Close(dup)
+			cerr = os.NewSyscallError("fcntl", cerr)
+		}
+	})
+	f.Close()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newConn(dup, f.Name(), kind)
+}
+
+func kindOf(fd int) (Kind, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, os.NewSyscallError("fstat", err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+		typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil {
+			return 0, os.NewSyscallError("getsockopt", err)
+		}
+		if typ != unix.SOCK_STREAM {
+			return 0, fmt.Errorf("procpipe: descriptor %d is a socket of type %d, not a stream socket", fd, typ)
+		}
+		return Socket, nil
+	case unix.S_IFIFO:
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			return 0, os.NewSyscallError("fcntl", err)
+		}
+		switch fl & unix.O_ACCMODE {
+		case unix.O_RDONLY:
+			return PipeRead, nil
+		case unix.O_WRONLY:
+			return PipeWrite, nil
+		}
+		return 0, fmt.Errorf("procpipe: descriptor %d is a pipe open for both reading and writing", fd)
+	}
+	return 0, fmt.Errorf("procpipe: descriptor %d is neither a stream socket nor a pipe (mode %#o)", fd, st.Mode)
+}
+
+// Kind reports what the Conn's descriptor is.
+func (c *Conn) Kind() Kind { return c.kind }
+
+// File returns the Conn's file, for handing to a child process (as in
+// exec.Cmd.ExtraFiles). Reading or writing it directly corrupts the stream.
+func (c *Conn) File() *os.File { return c.f }
+
+// Read reads up to len(p) bytes. It returns io.EOF when the peer has closed
+// its end or is gone (a reset counts as gone).
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var (
+		n    int
+		serr error
+	)
+	err := c.rc.Read(func(fd uintptr) bool {
+		for {
+			n, serr = unix.Read(int(fd), p)
+			if serr != unix.EINTR {
+				return serr != unix.EAGAIN
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case serr == unix.ECONNRESET:
+		return 0, io.EOF
+	case serr != nil:
+		return 0, os.NewSyscallError("read", serr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write writes all of p; see [Conn.Writev].
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.Writev([][]byte{p})
+	return int(n), err
+}
+
+// Writev writes the concatenation of bufs in as few system calls as the
+// kernel allows, waiting for room as needed. It returns the number of bytes
+// written, which is less than the total only with an error. It never raises
+// SIGPIPE: a write to a peer that is gone fails with EPIPE or ECONNRESET in
+// an [*os.SyscallError].
+func (c *Conn) Writev(bufs [][]byte) (int64, error) {
+	var (
+		total int64
+		serr  error
+	)
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			for len(bufs) > 0 && len(bufs[0]) == 0 {
+				bufs = bufs[1:]
+			}
+			if len(bufs) == 0 {
+				return true
+			}
+			var n int
+			if c.kind == Socket {
+				n, serr = sendmsg(int(fd), bufs)
+			} else {
+				n, serr = writev(int(fd), bufs)
+			}
+			if n > 0 {
+				total += int64(n)
+				bufs = consume(bufs, n)
+			}
+			switch serr {
+			case nil, unix.EINTR:
+			case unix.EAGAIN:
+				return false
+			default:
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return total, err
+	case serr != nil:
+		return total, os.NewSyscallError("write", serr)
+	}
+	return total, nil
+}
+
+// consume drops the first n bytes of bufs.
+func consume(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			return bufs
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	return bufs
+}
+
+func sendmsg(fd int, bufs [][]byte) (int, error) {
+	return unix.SendmsgBuffers(fd, bufs, nil, nil, sendFlags)
+}
+
+// Ready reports, without blocking, whether a Read would return at once: data
+// is waiting, or the peer has closed its end.
+func (c *Conn) Ready() (bool, error) {
+	var ready bool
+	var serr error
+	err := c.rc.Control(func(fd uintptr) { ready, serr = pollIn(int(fd)) })
+	if err == nil {
+		err = serr
+	}
+	return ready, err
+}
+
+// WaitReady blocks until a Read would return at once, the read deadline
+// passes, or the Conn is closed.
+func (c *Conn) WaitReady() error {
+	var serr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		var ready bool
+		ready, serr = pollIn(int(fd))
+		return ready || serr != nil
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
+func pollIn(fd int) (bool, error) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, os.NewSyscallError("poll", err)
+		}
+		return n > 0, nil
+	}
+}
+
+// SetReadDeadline sets the deadline for Read and WaitReady; see
+// [os.File.SetReadDeadline].
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.f.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for Write and Writev; see
+// [os.File.SetWriteDeadline].
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.f.SetWriteDeadline(t) }
+
+// Close closes the descriptor, unblocking any Read or Write in progress. It
+// may be called more than once.
+func (c *Conn) Close() error {
+	err := c.f.Close()
+	if errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	return err
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -131,7 +132,8 @@ func NewProcess(target string, end *Conn, args ...string) *Process {
 		cmd.Err = fmt.Errorf("procpipe: finding this program to run a child: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(cleanEnv(cmd.Environ()), EnvFunc+"="+target)
+	// A child never inherits an end or a function meant for this process.
+	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc), EnvFunc+"="+target)
 	return &Process{Cmd: cmd, end: end, target: target}
 }
 
@@ -155,15 +157,11 @@ func (p *Process) Start() error {
 		if p.end.closed.Load() {
 			return fmt.Errorf("procpipe: start: the child's end is closed")
 		}
-		env := cleanEnv(p.Cmd.Environ())
-		if p.target != "" {
-			env = append(env, EnvFunc+"="+p.target)
-		}
 		v, err := attachEnd(p.Cmd, p.end.t.File())
 		if err != nil {
 			return err
 		}
-		p.Cmd.Env = append(env, EnvConn+"="+v)
+		p.Cmd.Env = append(dropEnv(p.Cmd.Environ(), EnvConn), EnvConn+"="+v)
 	}
 	return p.Cmd.Start()
 }
@@ -205,12 +203,12 @@ func (p *Process) ExitCode() int {
 	return p.Cmd.ProcessState.ExitCode()
 }
 
-// cleanEnv drops procpipe's variables from env, so that a child never
-// inherits an end or a function meant for this process.
-func cleanEnv(env []string) []string {
+// dropEnv returns env without the variables named.
+func dropEnv(env []string, names ...string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, EnvConn+"=") && !strings.HasPrefix(kv, EnvFunc+"=") {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
 			out = append(out, kv)
 		}
 	}

@@ -1,0 +1,439 @@
+package procpipe_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/procpipe/procpipe"
+)
+
+func TestDuplexBothWays(t *testing.T) {
+	a, b := pipe(t, nil)
+	for _, n := range []int{0, 1, 100, 64 << 10, 1 << 20} {
+		go a.SendBytes(pattern(n))
+		got, err := b.RecvBytes()
+		if err != nil || !bytes.Equal(got, pattern(n)) {
+			t.Fatalf("a->b %d bytes: %v", n, err)
+		}
+		go b.SendBytes(pattern(n))
+		got, err = a.RecvBytes()
+		if err != nil || !bytes.Equal(got, pattern(n)) {
+			t.Fatalf("b->a %d bytes: %v", n, err)
+		}
+	}
+}
+
+func TestOneWay(t *testing.T) {
+	r, w, err := procpipe.Pipe(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := r.Send("x"); !errors.Is(err, procpipe.ErrReceiveOnly) {
+		t.Errorf("Send on receiving end = %v; want ErrReceiveOnly", err)
+	}
+	if err := r.SendBytes(nil); !errors.Is(err, procpipe.ErrReceiveOnly) {
+		t.Errorf("SendBytes on receiving end = %v; want ErrReceiveOnly", err)
+	}
+	if _, err := w.RecvBytes(); !errors.Is(err, procpipe.ErrSendOnly) {
+		t.Errorf("RecvBytes on sending end = %v; want ErrSendOnly", err)
+	}
+	if _, err := w.Poll(0); !errors.Is(err, procpipe.ErrSendOnly) {
+		t.Errorf("Poll on sending end = %v; want ErrSendOnly", err)
+	}
+	if err := w.Send(map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if err := r.Recv(&got); err != nil || got["a"] != 1 {
+		t.Fatalf("Recv = %v, %v", got, err)
+	}
+	big := pattern(3 << 20) // more than a pipe holds
+	go w.SendBytes(big)
+	if b, err := r.RecvBytes(); err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("RecvBytes of %d bytes: %v", len(big), err)
+	}
+	w.Close()
+	if _, err := r.RecvBytes(); err != io.EOF {
+		t.Fatalf("RecvBytes after writer closed = %v; want io.EOF", err)
+	}
+}
+
+type record struct {
+	Name  string
+	Count int64
+	Tags  []string
+	Data  []byte
+	Inner map[string]float64
+}
+
+func TestCodecs(t *testing.T) {
+	want := record{Name: "x", Count: 1 << 40, Tags: []string{"a", "b"}, Data: []byte{0, 1, 255}, Inner: map[string]float64{"pi": 3.14}}
+	for name, codec := range map[string]procpipe.Codec{"gob": procpipe.Gob, "json": procpipe.JSON} {
+		a, b := pipe(t, &procpipe.Config{Codec: codec})
+		if err := a.Send(want); err != nil {
+			t.Fatal(err)
+		}
+		var got record
+		if err := b.Recv(&got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: (-want +got)\n%s", name, diff)
+		}
+		// A value that does not decode into the target is an error, and
+		// the next message still arrives.
+		a.Send("text")
+		a.Send(7)
+		var n int
+		if err := b.Recv(&n); err == nil {
+			t.Errorf("%s: decoding a string into an int succeeded", name)
+		}
+		if err := b.Recv(&n); err != nil || n != 7 {
+			t.Errorf("%s: next Recv = %d, %v", name, n, err)
+		}
+	}
+	a, _ := pipe(t, nil)
+	if err := a.Send(make(chan int)); err == nil {
+		t.Error("sending a channel succeeded")
+	}
+}
+
+func TestJSONIsPlainJSON(t *testing.T) {
+	a, b := pipe(t, &procpipe.Config{Codec: procpipe.JSON})
+	a.Send(map[string]any{"k": []int{1, 2}, "h": "<&>"})
+	got, err := b.RecvBytes()
+	if err != nil || string(got) != `{"h":"<&>","k":[1,2]}` {
+		t.Fatalf("JSON payload = %q, %v", got, err)
+	}
+}
+
+func TestRecvBytesInto(t *testing.T) {
+	a, b := pipe(t, nil)
+	a.SendBytes([]byte("hello"))
+	a.SendBytes(pattern(100))
+	a.SendBytes([]byte("next"))
+	buf := make([]byte, 10)
+	if n, err := b.RecvBytesInto(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("RecvBytesInto = %q, %v", buf[:n], err)
+	}
+	_, err := b.RecvBytesInto(buf)
+	var short *procpipe.BufferTooShortError
+	if !errors.As(err, &short) || !bytes.Equal(short.Msg, pattern(100)) {
+		t.Fatalf("RecvBytesInto of 100 bytes into 10 = %v; want BufferTooShortError with the message", err)
+	}
+	if n, err := b.RecvBytesInto(buf); err != nil || string(buf[:n]) != "next" {
+		t.Fatalf("RecvBytesInto after short buffer = %q, %v", buf[:n], err)
+	}
+}
+
+func TestRecvBytesMax(t *testing.T) {
+	a, b := pipe(t, nil)
+	a.SendBytes(pattern(2000))
+	a.SendBytes([]byte("next"))
+	_, err := b.RecvBytesMax(1000)
+	var tl *procpipe.TooLargeError
+	if !errors.As(err, &tl) || tl.Size != 2000 || tl.Limit != 1000 {
+		t.Fatalf("RecvBytesMax(1000) of 2000 bytes = %v; want TooLargeError{2000, 1000}", err)
+	}
+	if got, err := b.RecvBytesMax(1000); err != nil || string(got) != "next" {
+		t.Fatalf("next RecvBytesMax = %q, %v", got, err)
+	}
+}
+
+func TestSendLimit(t *testing.T) {
+	a, _ := pipe(t, &procpipe.Config{MaxMessageSize: 10})
+	var tl *procpipe.TooLargeError
+	if err := a.SendBytes(make([]byte, 11)); !errors.As(err, &tl) || tl.Size != 11 || tl.Limit != 10 {
+		t.Fatalf("SendBytes of 11 bytes with limit 10 = %v", err)
+	}
+}
+
+func TestPoll(t *testing.T) {
+	a, b := pipe(t, nil)
+	if ok, err := b.Poll(0); ok || err != nil {
+		t.Fatalf("Poll(0) on empty conn = %v, %v", ok, err)
+	}
+	if ok, err := b.Poll(time.Millisecond); ok || err != nil {
+		t.Fatalf("Poll(1ms) on empty conn = %v, %v", ok, err)
+	}
+	a.SendBytes([]byte("x"))
+	if ok, err := b.Poll(-1); !ok || err != nil {
+		t.Fatalf("Poll(-1) with a message waiting = %v, %v", ok, err)
+	}
+	if ok, err := b.Poll(0); !ok || err != nil {
+		t.Fatalf("Poll(0) with a message waiting = %v, %v", ok, err)
+	}
+	b.RecvBytes()
+	// A message sent while Poll waits wakes it.
+	go a.SendBytes([]byte("y"))
+	if ok, err := b.Poll(time.Hour); !ok || err != nil {
+		t.Fatalf("Poll(1h) = %v, %v", ok, err)
+	}
+	b.RecvBytes()
+	// The end of the stream counts as ready, as in Python.
+	a.Close()
+	if ok, err := b.Poll(time.Hour); !ok || err != nil {
+		t.Fatalf("Poll after peer closed = %v, %v", ok, err)
+	}
+	if _, err := b.RecvBytes(); err != io.EOF {
+		t.Fatalf("RecvBytes after peer closed = %v; want io.EOF", err)
+	}
+}
+
+func TestPollKeepsUserDeadline(t *testing.T) {
+	a, b := pipe(t, nil)
+	b.SetReadDeadline(time.Now().Add(-time.Second))
+	if ok, err := b.Poll(time.Hour); ok || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Poll past the read deadline = %v, %v; want a deadline error", ok, err)
+	}
+	// Poll's own timeout must not replace the user's deadline.
+	b.Poll(time.Millisecond)
+	if _, err := b.RecvBytes(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("RecvBytes after Poll = %v; want the user's deadline", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	a.SendBytes([]byte("z"))
+	if got, err := b.RecvBytes(); err != nil || string(got) != "z" {
+		t.Fatalf("RecvBytes after clearing the deadline = %q, %v", got, err)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	a, b := pipe(t, nil)
+	b.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := b.RecvBytes(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("RecvBytes with nothing to read = %v; want os.ErrDeadlineExceeded", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	a.SendBytes([]byte("after"))
+	if got, err := b.RecvBytes(); err != nil || string(got) != "after" {
+		t.Fatalf("RecvBytes after deadline = %q, %v; the conn must stay usable", got, err)
+	}
+	// A sender whose peer does not read blocks, then honours its deadline.
+	a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	var err error
+	for err == nil {
+		err = a.SendBytes(make([]byte, 64<<10))
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("SendBytes to a full pipe = %v; want os.ErrDeadlineExceeded", err)
+	}
+}
+
+func TestContext(t *testing.T) {
+	a, b := pipe(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.RecvBytesContext(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("RecvBytesContext with a cancelled context = %v", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		var v string
+		done <- b.RecvContext(ctx, &v)
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("RecvContext cancelled while blocked = %v", err)
+	}
+	// The conn is still usable, and the cancellation left no deadline.
+	a.Send("still here")
+	var v string
+	if err := b.Recv(&v); err != nil || v != "still here" {
+		t.Fatalf("Recv after cancel = %q, %v", v, err)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	var err error
+	for err == nil {
+		err = a.SendBytesContext(ctx, make([]byte, 64<<10))
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendBytesContext to a full pipe = %v; want context.DeadlineExceeded", err)
+	}
+}
+
+func TestCloseIdempotentAndClosedErrors(t *testing.T) {
+	a, b := pipe(t, nil)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+	checks := map[string]error{
+		"Send":        a.Send(1),
+		"SendBytes":   a.SendBytes(nil),
+		"Recv":        a.Recv(new(int)),
+		"SetDeadline": a.SetDeadline(time.Now()),
+	}
+	_, checks["RecvBytes"] = a.RecvBytes()
+	_, checks["RecvBytesInto"] = a.RecvBytesInto(nil)
+	_, checks["Poll"] = a.Poll(0)
+	for name, err := range checks {
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s on a closed conn = %v; want net.ErrClosed", name, err)
+		}
+	}
+	if _, err := b.RecvBytes(); err != io.EOF {
+		t.Errorf("RecvBytes from a closed peer = %v; want io.EOF", err)
+	}
+	if err := b.SendBytes([]byte("x")); !errors.Is(err, procpipe.ErrPeerGone) {
+		t.Errorf("SendBytes to a closed peer = %v; want ErrPeerGone", err)
+	}
+}
+
+func TestCloseUnblocksRecvAndPoll(t *testing.T) {
+	_, b := pipe(t, nil)
+	errs := make(chan error, 3)
+	go func() { _, err := b.RecvBytes(); errs <- err }()
+	go func() { _, err := b.Poll(-1); errs <- err }()
+	go func() { _, err := b.RecvBytesInto(make([]byte, 10)); errs <- err }()
+	b.Close()
+	for range 3 {
+		if err := <-errs; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("blocked call after Close = %v; want net.ErrClosed", err)
+		}
+	}
+}
+
+// TestConcurrentSendRecv has 16 goroutines sending and 16 receiving
+// checksummed messages of random sizes: nothing may be lost, duplicated,
+// corrupted or reordered per sender.
+func TestConcurrentSendRecv(t *testing.T) {
+	a, b := pipe(t, nil)
+	concurrentExchange(t, a, b, 16, 200)
+}
+
+func concurrentExchange(t *testing.T, send, recv *procpipe.Conn, workers, perSender int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for s := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(s), 1))
+			for seq := range perSender {
+				size := rng.IntN(4 << 10)
+				if seq%50 == 0 {
+					size = 200 << 10 // larger than the read buffer
+				}
+				if err := send.SendBytes(message(s, seq, size)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	type got struct{ sender, seq int }
+	results := make(chan got, workers*perSender)
+	var rwg sync.WaitGroup
+	var mu sync.Mutex
+	remaining := workers * perSender
+	for range workers {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			for {
+				mu.Lock()
+				if remaining == 0 {
+					mu.Unlock()
+					return
+				}
+				remaining--
+				mu.Unlock()
+				b, err := recv.RecvBytes()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				s, seq, err := parseMessage(b)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				results <- got{s, seq}
+			}
+		}()
+	}
+	wg.Wait()
+	rwg.Wait()
+	close(results)
+	seen := make(map[got]bool)
+	for r := range results {
+		if seen[r] {
+			t.Errorf("message %v received twice", r)
+		}
+		seen[r] = true
+	}
+	if len(seen) != workers*perSender {
+		t.Errorf("received %d distinct messages; want %d", len(seen), workers*perSender)
+	}
+}
+
+// TestLyingHeaderConn sends a header claiming 2^62 bytes and closes: Recv
+// must fail with io.ErrUnexpectedEOF having allocated next to nothing.
+func TestLyingHeaderConn(t *testing.T) {
+	a, b := pipe(t, &procpipe.Config{MaxMessageSize: -1})
+	raw := rawWriter(t, a)
+	raw([]byte{0xff, 0xff, 0xff, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0})
+	raw(pattern(1000))
+	a.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := b.RecvBytes()
+	runtime.ReadMemStats(&after)
+	if err != io.ErrUnexpectedEOF {
+		t.Fatalf("RecvBytes = %v; want io.ErrUnexpectedEOF", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("RecvBytes allocated %d bytes for a 1000-byte body", n)
+	}
+}
+
+// TestGarbageIsProtocolError feeds a header no peer sends.
+func TestGarbageIsProtocolError(t *testing.T) {
+	a, b := pipe(t, nil)
+	rawWriter(t, a)([]byte{0x80, 0, 0, 0, 1, 2, 3})
+	_, err := b.RecvBytes()
+	var pe *procpipe.ProtocolError
+	if !errors.As(err, &pe) || pe.Length != -1<<31 {
+		t.Fatalf("RecvBytes = %v; want ProtocolError", err)
+	}
+	if _, err := b.RecvBytes(); !errors.Is(err, procpipe.ErrBroken) {
+		t.Fatalf("RecvBytes after protocol error = %v; want ErrBroken", err)
+	}
+}
+
+// TestOversizedThenNext: a receiver with a smaller limit than its sender
+// rejects the big message and still gets the next one.
+func TestOversizedThenNext(t *testing.T) {
+	a, b := pipe(t, &procpipe.Config{MaxMessageSize: 100 << 10})
+	raw := rawWriter(t, a)
+	bigFrame := append([]byte{0, 0x10, 0, 0}, pattern(1<<20)...) // 1 MiB
+	go func() {
+		raw(bigFrame)
+		a.SendBytes([]byte("next"))
+	}()
+	_, err := b.RecvBytes()
+	var tl *procpipe.TooLargeError
+	if !errors.As(err, &tl) || tl.Size != 1<<20 || tl.Limit != 100<<10 {
+		t.Fatalf("RecvBytes = %v; want TooLargeError{1 MiB, 100 KiB}", err)
+	}
+	if got, err := b.RecvBytes(); err != nil || string(got) != "next" {
+		t.Fatalf("next RecvBytes = %q, %v", got, err)
+	}
+}

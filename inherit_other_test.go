@@ -1,0 +1,5 @@
+//go:build !unix
+
+package procpipe_test
+
+func recordInherited() {}

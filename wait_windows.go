@@ -1,0 +1,7 @@
+package procpipe
+
+import "context"
+
+func waitReady(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
+	return nil, errWindows
+}

@@ -80,9 +80,13 @@ func CloseIn(pid uint32, h windows.Handle) error {
 		return os.NewSyscallError("OpenProcess", err)
 	}
 	defer windows.CloseHandle(p)
-	// DUPLICATE_CLOSE_SOURCE with no target closes the source handle.
-	if err := windows.DuplicateHandle(p, h, 0, nil, 0, false, windows.DUPLICATE_CLOSE_SOURCE); err != nil {
+	// DUPLICATE_CLOSE_SOURCE closes the handle there; the copy it makes
+	// here is closed at once. (Windows takes no target at all, but Wine 8
+	// fails that with ERROR_INVALID_HANDLE.)
+	var here windows.Handle
+	err = windows.DuplicateHandle(p, h, windows.CurrentProcess(), &here, 0, false, windows.DUPLICATE_CLOSE_SOURCE|windows.DUPLICATE_SAME_ACCESS)
+	if err != nil {
 		return os.NewSyscallError("DuplicateHandle", err)
 	}
-	return nil
+	return windows.CloseHandle(here)
 }

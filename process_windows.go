@@ -23,6 +23,12 @@ func attachEnd(cmd *exec.Cmd, f *os.File) (string, func(), error) {
 	if cmd.SysProcAttr.NoInheritHandles {
 		return "", nil, errors.New("procpipe: start: the command's SysProcAttr.NoInheritHandles keeps the child from inheriting its end")
 	}
+	// A file object belongs to one completion port at most: this
+	// process's runtime took f's when f was made. f.Fd gives it up (its
+	// documented effect on Windows), so that the child's runtime can take
+	// it and the child gets deadlines and a Close that interrupts. f is
+	// not used here any more: Start closes it.
+	f.Fd()
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return "", nil, err

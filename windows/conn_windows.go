@@ -34,11 +34,15 @@ type Conn struct {
 	server bool // the server end of the pipe instance
 }
 
+// Conn is what the root package needs of a transport.
 var _ interface {
 	io.ReadWriteCloser
 	Writev([][]byte) (int64, error)
+	Ready() (bool, error)
+	WaitReady() error
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
+	File() *os.File
 } = (*Conn)(nil)
 
 // wrap returns a Conn on f, whose handle is an overlapped pipe handle of the

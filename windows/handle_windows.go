@@ -56,6 +56,14 @@ func DuplicateTo(pid uint32, h windows.Handle) (windows.Handle, error) {
 
 // DuplicateFileTo is [DuplicateTo] for the handle of f, which stays open
 // here.
+//
+// A file opened for overlapped I/O belongs to at most one completion port,
+// shared by all its handles in all processes, and [os.NewFile] put f on this
+// process's. For the other process's runtime to take the duplicate onto its
+// own port (for deadlines, and a Close that interrupts), give f up here first
+// with f.Fd(), which on Windows takes f off this process's port; f then
+// still works here, without deadlines. Otherwise the duplicate works there
+// without deadlines. (Wine 8 cannot move a file between ports at all.)
 func DuplicateFileTo(pid uint32, f *os.File) (windows.Handle, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {

@@ -422,6 +422,10 @@ func TestWindowsAttachChild(t *testing.T) {
 	// parent sends nothing before "ready"). Wine 8 cannot move a file to
 	// another completion port (FileReplaceCompletionInformation is not
 	// implemented), so there the child's end has no deadlines.
+	// Poll's own timeout works either way.
+	if ok, err := c.Poll(10 * time.Millisecond); ok || err != nil {
+		t.Fatalf("Poll(10ms) before the parent sends = %v, %v; want false, nil", ok, err)
+	}
 	if underWine() {
 		t.Log("under Wine: not checking deadlines on an inherited end")
 	} else {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,12 @@ type Conn struct {
 	rc     syscall.RawConn
 	kind   Kind
 	server bool // the server end of the pipe instance
+
+	// For a file the runtime cannot give deadlines (see NewConn),
+	// WaitReady keeps the read deadline itself.
+	dmu         sync.Mutex
+	noDeadlines bool
+	rdeadline   time.Time
 }
 
 // Conn is what the root package needs of a transport.
@@ -239,8 +246,16 @@ func (c *Conn) Ready() (bool, error) {
 // passes, or the Conn is closed.
 //
 // It waits with a zero-byte overlapped ReadFile, which a named pipe completes
-// once data arrives (or the peer goes) without consuming any.
+// once data arrives (or the peer goes) without consuming any. On a file
+// without runtime deadlines it still honours the read deadline, by checking
+// at growing intervals.
 func (c *Conn) WaitReady() error {
+	c.dmu.Lock()
+	poll, deadline := c.noDeadlines && !c.rdeadline.IsZero(), c.rdeadline
+	c.dmu.Unlock()
+	if poll {
+		return c.pollReady(deadline)
+	}
 	for {
 		if ok, err := c.Ready(); ok || err != nil {
 			return err
@@ -259,9 +274,34 @@ func (c *Conn) WaitReady() error {
 	}
 }
 
+// pollReady waits as WaitReady does until deadline, by checking Ready.
+func (c *Conn) pollReady(deadline time.Time) error {
+	wait := time.Millisecond
+	for {
+		if ok, err := c.Ready(); ok || err != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return &fs.PathError{Op: "PeekNamedPipe", Path: c.f.Name(), Err: os.ErrDeadlineExceeded}
+		}
+		time.Sleep(min(wait, left))
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
 // SetReadDeadline sets the deadline for Read and WaitReady; see
-// [os.File.SetReadDeadline].
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.f.SetReadDeadline(t) }
+// [os.File.SetReadDeadline]. On a file without runtime deadlines it fails
+// with [os.ErrNoDeadline], and the deadline applies to WaitReady only.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	err := c.f.SetReadDeadline(t)
+	if errors.Is(err, os.ErrNoDeadline) {
+		c.dmu.Lock()
+		c.noDeadlines, c.rdeadline = true, t
+		c.dmu.Unlock()
+	}
+	return err
+}
 
 // SetWriteDeadline sets the deadline for Write and Writev; see
 // [os.File.SetWriteDeadline].

@@ -429,3 +429,42 @@ func TestZeroByteReadWaits(t *testing.T) {
 	f.SetReadDeadline(time.Time{})
 	exchange(t, b, a, "nothing consumed")
 }
+
+// An anonymous pipe from os.Pipe is synchronous: it works, and WaitReady
+// honours a read deadline although the runtime gives the file none.
+func TestNewConnSynchronousPipe(t *testing.T) {
+	rf, wf, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wf.Close()
+	r, err := pw.NewConn(rf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Kind() != pw.ReadOnly {
+		t.Errorf("kind of a pipe's read end: %v, want ReadOnly", r.Kind())
+	}
+	if err := r.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); !errors.Is(err, os.ErrNoDeadline) {
+		t.Fatalf("SetReadDeadline on a synchronous pipe: %v, want os.ErrNoDeadline", err)
+	}
+	if err := r.WaitReady(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WaitReady past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	if _, err := wf.Write([]byte("sync")); err != nil {
+		t.Fatal(err)
+	}
+	r.SetReadDeadline(time.Now().Add(time.Hour))
+	if err := r.WaitReady(); err != nil {
+		t.Fatalf("WaitReady with data waiting: %v", err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != "sync" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	wf.Close()
+	if n, err := r.Read(got); err != io.EOF {
+		t.Fatalf("Read after the writer closed = %d, %v; want io.EOF", n, err)
+	}
+}

@@ -72,8 +72,10 @@ func wrap(f *os.File, kind Kind, server bool) (*Conn, error) {
 // Deadlines, and a Close that unblocks a blocked Read or Write, need a handle
 // opened for overlapped I/O (as [Pair] makes them) and made into an
 // [*os.File] with [os.NewFile], which puts it on the runtime's completion
-// port. On any other handle Read and Write block the calling thread until
-// they are done.
+// port; a file still on another process's port (see [DuplicateFileTo]) cannot
+// join this one. On any other handle Read and Write work, but take no
+// deadline, and on a synchronous handle block the calling thread until they
+// are done; WaitReady still honours the read deadline.
 func NewConn(f *os.File) (*Conn, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {

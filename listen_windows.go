@@ -2,14 +2,18 @@ package procpipe
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 )
 
-func listen(address string) (net.Listener, func(), error) { return nil, nil, errWindows }
+var errListenWindows = fmt.Errorf("procpipe: Listen and Dial are not supported on Windows yet: %w", errors.ErrUnsupported)
 
-func dial(ctx context.Context, address string) (net.Conn, error) { return nil, errWindows }
+func listen(address string) (net.Listener, func(), error) { return nil, nil, errListenWindows }
+
+func dial(ctx context.Context, address string) (net.Conn, error) { return nil, errListenWindows }
 
 func (cfg *Config) netConn(nc net.Conn) (*Conn, error) {
 	nc.Close()
-	return nil, errWindows
+	return nil, errListenWindows
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 )
@@ -15,9 +14,8 @@ import (
 // Multiple goroutines may call Accept at once.
 type Listener struct {
 	cfg     *Config
-	ln      net.Listener
+	ln      listener
 	address string
-	cleanup func() // removes what Listen created, such as a socket file
 
 	closeOnce sync.Once
 	closeErr  error
@@ -31,14 +29,16 @@ type Listener struct {
 //   - "@name" (or Python's "\x00name"): a Linux abstract socket. It has no
 //     permissions: anyone in the network namespace can connect, so set
 //     [Config.AuthKey].
+//   - on Windows, a pipe name \\.\pipe\name: owner-only, no remote
+//     clients, and Listen fails if the name is already in use.
 //
 // With cfg.AuthKey set, Accept runs CPython's handshake on each connection.
 func Listen(address string, cfg *Config) (*Listener, error) {
-	ln, cleanup, err := listen(address)
+	ln, err := listen(address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("procpipe: listen %s: %w", address, err)
 	}
-	return &Listener{cfg: cfg, ln: ln, address: address, cleanup: cleanup}, nil
+	return &Listener{cfg: cfg, ln: ln, address: address}, nil
 }
 
 // Addr returns the address the Listener listens on.
@@ -51,13 +51,9 @@ func (l *Listener) Addr() string { return l.address }
 // the Listener stays open, so servers keep accepting. After Close, Accept
 // returns an error matching [net.ErrClosed].
 func (l *Listener) Accept() (*Conn, error) {
-	nc, err := l.ln.Accept()
+	c, err := l.ln.accept()
 	if err != nil {
 		return nil, fmt.Errorf("procpipe: accept: %w", err)
-	}
-	c, err := l.cfg.netConn(nc)
-	if err != nil {
-		return nil, err
 	}
 	if key := l.cfg.authKey(); len(key) > 0 {
 		if err := c.handshake(context.Background(), l.cfg.handshakeTimeout(), func() error {
@@ -76,12 +72,15 @@ func (l *Listener) Accept() (*Conn, error) {
 // blocked in Accept return. Close may be called more than once.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
-		l.closeErr = l.ln.Close()
-		if l.cleanup != nil {
-			l.cleanup()
-		}
+		l.closeErr = l.ln.close()
 	})
 	return l.closeErr
+}
+
+// listener is what a platform's Listen returns.
+type listener interface {
+	accept() (*Conn, error)
+	close() error
 }
 
 // Dial connects to a [Listener] (or a Python multiprocessing Listener) at
@@ -94,13 +93,9 @@ func Dial(address string, cfg *Config) (*Conn, error) {
 
 // DialContext is like [Dial], giving up when ctx is done.
 func DialContext(ctx context.Context, address string, cfg *Config) (*Conn, error) {
-	nc, err := dial(ctx, address)
+	c, err := dial(ctx, address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("procpipe: dial %s: %w", address, err)
-	}
-	c, err := cfg.netConn(nc)
-	if err != nil {
-		return nil, err
 	}
 	if key := cfg.authKey(); len(key) > 0 {
 		if err := c.handshake(ctx, cfg.handshakeTimeout(), func() error {

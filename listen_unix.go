@@ -23,7 +23,38 @@ func sockName(address string) string {
 	return address
 }
 
-func listen(address string) (net.Listener, func(), error) {
+// unixListener is a listening Unix socket.
+type unixListener struct {
+	ln      net.Listener
+	cleanup func() // removes the socket file, if still ours
+	cfg     *Config
+}
+
+func (l *unixListener) accept() (*Conn, error) {
+	nc, err := l.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.cfg.netConn(nc)
+}
+
+func (l *unixListener) close() error {
+	err := l.ln.Close()
+	if l.cleanup != nil {
+		l.cleanup()
+	}
+	return err
+}
+
+func listen(address string, cfg *Config) (listener, error) {
+	ln, cleanup, err := listenUnix(address)
+	if err != nil {
+		return nil, err
+	}
+	return &unixListener{ln: ln, cleanup: cleanup, cfg: cfg}, nil
+}
+
+func listenUnix(address string) (net.Listener, func(), error) {
 	name := sockName(address)
 	if name == "" || name == "@" {
 		return nil, nil, errors.New("empty address")
@@ -111,9 +142,13 @@ func removeStale(path string) error {
 	return os.Remove(path)
 }
 
-func dial(ctx context.Context, address string) (net.Conn, error) {
+func dial(ctx context.Context, address string, cfg *Config) (*Conn, error) {
 	var d net.Dialer
-	return d.DialContext(ctx, "unix", sockName(address))
+	nc, err := d.DialContext(ctx, "unix", sockName(address))
+	if err != nil {
+		return nil, err
+	}
+	return cfg.netConn(nc)
 }
 
 // netConn makes a Conn of a connection from the net package.

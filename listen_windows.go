@@ -2,18 +2,38 @@ package procpipe
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
+
+	"github.com/procpipe/procpipe/windows"
 )
 
-var errListenWindows = fmt.Errorf("procpipe: Listen and Dial are not supported on Windows yet: %w", errors.ErrUnsupported)
+// pipeListener is a listening named pipe.
+type pipeListener struct {
+	l   *windows.Listener
+	cfg *Config
+}
 
-func listen(address string) (net.Listener, func(), error) { return nil, nil, errListenWindows }
+func listen(address string, cfg *Config) (listener, error) {
+	l, err := windows.Listen(address)
+	if err != nil {
+		return nil, err
+	}
+	return &pipeListener{l: l, cfg: cfg}, nil
+}
 
-func dial(ctx context.Context, address string) (net.Conn, error) { return nil, errListenWindows }
+func (l *pipeListener) accept() (*Conn, error) {
+	c, err := l.l.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newConn(c, true, true, l.cfg), nil
+}
 
-func (cfg *Config) netConn(nc net.Conn) (*Conn, error) {
-	nc.Close()
-	return nil, errListenWindows
+func (l *pipeListener) close() error { return l.l.Close() }
+
+func dial(ctx context.Context, address string, cfg *Config) (*Conn, error) {
+	c, err := windows.Dial(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(c, true, true, cfg), nil
 }

@@ -24,6 +24,14 @@ type Config struct {
 	// is consumed only once it has fully arrived, so a deadline can expire
 	// while it is in flight without breaking the stream. 0 means 64 KiB.
 	ReadBufferSize int
+
+	// NoFileAck turns off the acknowledgement of passed files: by default
+	// the receiver of files (see [Conn.SendFiles]) answers with one byte,
+	// 'A', and the sender waits for it, as CPython 3.14 and later do on
+	// every system. CPython 3.13 and earlier acknowledge only on macOS:
+	// set NoFileAck on a Conn whose peer is such a Python on any other
+	// system (Linux, the BSDs). Both ends must agree.
+	NoFileAck bool
 }
 
 func (cfg *Config) codec() Codec {
@@ -49,3 +57,5 @@ func (cfg *Config) bufferSize() int {
 	}
 	return cfg.ReadBufferSize
 }
+
+func (cfg *Config) noFileAck() bool { return cfg != nil && cfg.NoFileAck }

@@ -118,6 +118,7 @@ type Process struct {
 
 	end    *Conn
 	target string
+	files  []namedFile // see AddFile
 }
 
 // NewProcess returns a Process that runs the function registered under
@@ -133,7 +134,7 @@ func NewProcess(target string, end *Conn, args ...string) *Process {
 	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// A child never inherits an end or a function meant for this process.
-	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc), EnvFunc+"="+target)
+	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc, EnvFiles), EnvFunc+"="+target)
 	return &Process{Cmd: cmd, end: end, target: target}
 }
 
@@ -162,6 +163,9 @@ func (p *Process) Start() error {
 			return err
 		}
 		p.Cmd.Env = append(dropEnv(p.Cmd.Environ(), EnvConn), EnvConn+"="+v)
+	}
+	if err := p.attachFiles(); err != nil {
+		return err
 	}
 	return p.Cmd.Start()
 }

@@ -10,6 +10,9 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -369,4 +372,34 @@ func TestAddFileRefusesBadNames(t *testing.T) {
 			t.Errorf("Start with files named %q succeeded", names)
 		}
 	}
+}
+
+// TestPassListenerExample builds and runs examples/pass_listener.
+func TestPassListenerExample(t *testing.T) {
+	skipWithoutChildren(t)
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the example")
+	}
+	exe := filepath.Join(t.TempDir(), "pass_listener")
+	if out, err := exec.Command(gotool, "build", "-o", exe, "./examples/pass_listener").CombinedOutput(); err != nil {
+		t.Fatalf("building the example: %v\n%s", err, out)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = dropVars(os.Environ(), procpipe.EnvConn, procpipe.EnvFunc, procpipe.EnvFiles)
+	out, err := cmd.CombinedOutput()
+	if want := "Parent received: child served: HELLO, LISTENER\n"; err != nil || string(out) != want {
+		t.Fatalf("example printed %q, %v; want %q", out, err, want)
+	}
+}
+
+func dropVars(env []string, names ...string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -44,8 +44,9 @@ type Conn struct {
 	codec    Codec
 	limit    int64 // -1: no limit
 
-	fp  filePasser // nil if the Conn cannot pass files
-	ack bool       // acknowledge passed files (see Config.NoFileAck)
+	fp   filePasser // nil if the Conn cannot pass files
+	ack  bool       // acknowledge passed files (see Config.NoFileAck)
+	acks acks       // acknowledgements of files this end sent
 
 	// The receive and send locks are channels so that a caller waiting for
 	// one can give up when its context is done.
@@ -279,6 +280,9 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	defer c.unlock(c.rlock)
 	if c.closed.Load() {
 		return false, closedError("poll")
+	}
+	if c.fp != nil && c.skipAcks(false) != nil {
+		return true, nil // the next Recv reports the error
 	}
 	if c.rd.Buffered() > 0 {
 		return true, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -38,13 +39,6 @@ var (
 	// files did not fit this end's control buffer (MSG_CTRUNC): those that
 	// did arrive have been closed, the others the kernel discarded.
 	ErrFilesTruncated = errors.New("procpipe: recv files: files lost: the control message was truncated")
-
-	// ErrNoAck is wrapped by the error of a file-sending call whose peer did
-	// not answer with the acknowledgement byte: most likely the peer is
-	// CPython 3.13 or older on a system other than macOS, which needs
-	// [Config.NoFileAck] on this end. The unexpected byte is left in the
-	// stream.
-	ErrNoAck = errors.New("procpipe: send files: the peer did not acknowledge the files")
 )
 
 // filePasser is a transport that can carry files: on Unix, a socket.
@@ -70,9 +64,11 @@ type filePasser interface {
 // On the wire this is CPython's reduction.sendfds: a one-byte message
 // holding len(files) % 256 with the descriptors attached (SCM_RIGHTS),
 // between messages. Unless the Conn's [Config.NoFileAck] is set, SendFiles
-// then waits for the peer's acknowledgement byte, which it reads as the next
-// byte of the incoming stream: the peer must not be sending messages this
-// way in the meantime.
+// then waits for the peer's acknowledgement byte, so that the peer has the
+// files when it returns; it stops waiting early if the peer sends a message
+// first (receiving calls then consume the acknowledgement when they meet
+// it), and waits for ever, like CPython, for a peer that neither
+// acknowledges nor sends anything: set the Conn's read deadline to bound it.
 //
 // Files pass only over a duplex Conn on Unix; other Conns return an error
 // matching [ErrNotSocket], or [errors.ErrUnsupported] on systems without
@@ -187,8 +183,16 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 	if err == nil && withMsg {
 		err = c.wr.WriteFrame(msg)
 	}
+	var ticket uint64
 	if err == nil {
-		err = fp.WriteFiles(byte(len(rcs)%256), rcs)
+		// Expect the acknowledgement before it can arrive, so that any
+		// receiving call that meets it knows it for one.
+		if c.ack {
+			ticket = c.acks.expect()
+		}
+		if err = fp.WriteFiles(byte(len(rcs)%256), rcs); err != nil && c.ack {
+			c.acks.unexpect()
+		}
 	}
 	c.unlock(c.wlock)
 	if err != nil {
@@ -200,28 +204,151 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 	// The send lock is not held while waiting for the answer: a receiver
 	// of files takes the send lock to answer while it holds its receive
 	// lock, and the opposite order could deadlock.
-	return c.readAck(op, fp)
+	return c.awaitAck(op, ticket)
 }
 
-// readAck consumes the peer's acknowledgement of files.
-func (c *Conn) readAck(op string, fp filePasser) error {
-	c.lock(nil, c.rlock)
-	defer c.unlock(c.rlock)
+// acks counts the acknowledgements a Conn expects and has consumed. Any
+// receiving call that finds an expected acknowledgement byte where the next
+// item would start consumes it, so that a goroutine receiving messages while
+// another sends files does not mistake it for the start of a message.
+type acks struct {
+	mu       sync.Mutex
+	expected uint64        // acknowledgements asked for so far
+	seen     uint64        // acknowledgements consumed so far
+	changed  chan struct{} // closed and replaced when seen grows
+}
+
+// expect notes one more acknowledgement to come and returns its ticket.
+func (a *acks) expect() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expected++
+	return a.expected
+}
+
+// unexpect takes back the last expect, for files that were not sent.
+func (a *acks) unexpect() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expected--
+}
+
+// pending reports whether an acknowledgement is expected but not consumed.
+func (a *acks) pending() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seen < a.expected
+}
+
+// wait returns whether the acknowledgement with the ticket has been
+// consumed and, if not, a channel closed when another one is.
+func (a *acks) wait(ticket uint64) (bool, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen >= ticket {
+		return true, nil
+	}
+	if a.changed == nil {
+		a.changed = make(chan struct{})
+	}
+	return false, a.changed
+}
+
+func (a *acks) consumed() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen++
+	if a.changed != nil {
+		close(a.changed)
+		a.changed = nil
+	}
+}
+
+// skipAcks consumes the expected acknowledgements at the head of the
+// stream. It waits for a byte to arrive only if block is set. The caller
+// holds the receive lock.
+func (c *Conn) skipAcks(block bool) error {
+	for c.acks.pending() {
+		if c.rd.Buffered() == 0 && !block {
+			return nil
+		}
+		b, err := c.rd.PeekByte()
+		if err != nil {
+			return err
+		}
+		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
+			return nil
+		}
+		c.rd.ReadByte()
+		c.acks.consumed()
+	}
+	return nil
+}
+
+// nextItem waits until the first byte of the next item (a message or files)
+// is buffered, consuming expected acknowledgements before it. The caller
+// holds the receive lock.
+func (c *Conn) nextItem() error {
+	for {
+		if err := c.skipAcks(true); err != nil {
+			return err
+		}
+		if c.rd.Buffered() > 0 {
+			// An acknowledgement is expected before it can arrive, so
+			// one that arrived is pending and was skipped above.
+			return nil
+		}
+		if err := c.rd.Fill(); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitAck waits until the acknowledgement with the ticket has been
+// consumed, by this call or by any other receiving call on the Conn.
+func (c *Conn) awaitAck(op string, ticket uint64) error {
+	for {
+		done, changed := c.acks.wait(ticket)
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+			continue
+		case c.rlock <- struct{}{}:
+		}
+		err := c.readAck(op, ticket)
+		c.unlock(c.rlock)
+		return err
+	}
+}
+
+// readAck consumes acknowledgements up to the one with the ticket, unless
+// the peer's next item is something else. The caller holds the receive
+// lock.
+func (c *Conn) readAck(op string, ticket uint64) error {
 	if c.closed.Load() {
 		return closedError(op)
 	}
-	b, err := c.rd.PeekByte()
-	if err != nil {
-		return c.opError(op+": waiting for the acknowledgement", nil, err)
+	for {
+		if done, _ := c.acks.wait(ticket); done {
+			return nil
+		}
+		b, err := c.rd.PeekByte()
+		if err != nil {
+			return c.opError(op+": waiting for the acknowledgement", nil, err)
+		}
+		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
+			// The peer sent something before its acknowledgement (it
+			// may be answering from another goroutine), and nobody is
+			// receiving it. Waiting here for that to change could wait
+			// forever; the acknowledgement stays expected, and the
+			// receiving call that meets it consumes it.
+			return nil
+		}
+		c.rd.ReadByte()
+		c.acks.consumed()
 	}
-	if fp.FilesAt(c.readPos(fp)) {
-		return fmt.Errorf("%w: the next item from the peer is passed files", ErrNoAck)
-	}
-	if b != ackByte {
-		return fmt.Errorf("%w: the next byte from the peer is %#02x, not %q (does it need Config.NoFileAck?)", ErrNoAck, b, ackByte)
-	}
-	c.rd.ReadByte()
-	return nil
 }
 
 // readPos returns the stream offset of the next byte the Conn's reader will
@@ -237,10 +364,8 @@ func (c *Conn) filesAhead() error {
 	if c.fp == nil {
 		return nil
 	}
-	if c.rd.Buffered() == 0 {
-		if err := c.rd.Fill(); err != nil {
-			return err
-		}
+	if err := c.nextItem(); err != nil {
+		return err
 	}
 	if c.fp.FilesAt(c.readPos(c.fp)) {
 		return ErrFilesNext
@@ -300,7 +425,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 // returns the files that came with it. It reports whether it consumed the
 // byte. The caller holds the receive lock.
 func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed bool, err error) {
-	if _, err := c.rd.PeekByte(); err != nil {
+	if err := c.nextItem(); err != nil {
 		return nil, false, c.opError(op, nil, err)
 	}
 	pos := c.readPos(fp)

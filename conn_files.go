@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -212,40 +213,29 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 // item would start consumes it, so that a goroutine receiving messages while
 // another sends files does not mistake it for the start of a message.
 type acks struct {
-	mu       sync.Mutex
-	expected uint64        // acknowledgements asked for so far
-	seen     uint64        // acknowledgements consumed so far
-	changed  chan struct{} // closed and replaced when seen grows
+	expected atomic.Uint64 // acknowledgements asked for so far
+	seen     atomic.Uint64 // acknowledgements consumed so far
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when seen grows
 }
 
 // expect notes one more acknowledgement to come and returns its ticket.
-func (a *acks) expect() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.expected++
-	return a.expected
-}
+func (a *acks) expect() uint64 { return a.expected.Add(1) }
 
-// unexpect takes back the last expect, for files that were not sent.
-func (a *acks) unexpect() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.expected--
-}
+// unexpect takes back an expect, for files that were not sent.
+func (a *acks) unexpect() { a.expected.Add(^uint64(0)) }
 
-// pending reports whether an acknowledgement is expected but not consumed.
-func (a *acks) pending() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.seen < a.expected
-}
+// pending reports whether an acknowledgement is expected but not consumed;
+// every receiving call asks, so it takes no lock.
+func (a *acks) pending() bool { return a.seen.Load() < a.expected.Load() }
 
 // wait returns whether the acknowledgement with the ticket has been
 // consumed and, if not, a channel closed when another one is.
 func (a *acks) wait(ticket uint64) (bool, <-chan struct{}) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.seen >= ticket {
+	if a.seen.Load() >= ticket {
 		return true, nil
 	}
 	if a.changed == nil {
@@ -257,7 +247,7 @@ func (a *acks) wait(ticket uint64) (bool, <-chan struct{}) {
 func (a *acks) consumed() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.seen++
+	a.seen.Add(1)
 	if a.changed != nil {
 		close(a.changed)
 		a.changed = nil

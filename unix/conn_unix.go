@@ -190,7 +190,8 @@ func (c *Conn) File() *os.File { return c.f }
 
 // Read reads up to len(p) bytes. It returns io.EOF when the peer has closed
 // its end or is gone (a reset counts as gone). On a socket it also keeps the
-// descriptors that arrive with the data; see [Conn.FilesAt].
+// descriptors that arrive with the data, until they are taken (see
+// [Conn.FilesAt]) or the Conn is closed.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

@@ -52,8 +52,9 @@ type filePasser interface {
 	// at off.
 	TakeFiles(off int64) ([]*os.File, error)
 	// WriteFiles sends the one-byte message b with the descriptors of
-	// conns attached.
-	WriteFiles(b byte, conns []syscall.RawConn) error
+	// conns attached, calling before (if not nil) first, once it holds
+	// them all; it sends nothing if before fails.
+	WriteFiles(b byte, conns []syscall.RawConn, before func() error) error
 }
 
 // SendFiles passes files to the peer, which receives duplicates of them, in
@@ -181,8 +182,11 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 	default:
 		err = c.wr.Err()
 	}
-	if err == nil && withMsg {
-		err = c.wr.WriteFrame(msg)
+	var before func() error
+	if withMsg {
+		// Written while every file is held open, so that the files
+		// cannot fail to follow for being closed meanwhile.
+		before = func() error { return c.wr.WriteFrame(msg) }
 	}
 	var ticket uint64
 	if err == nil {
@@ -191,7 +195,7 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 		if c.ack {
 			ticket = c.acks.expect()
 		}
-		if err = fp.WriteFiles(byte(len(rcs)%256), rcs); err != nil && c.ack {
+		if err = fp.WriteFiles(byte(len(rcs)%256), rcs, before); err != nil && c.ack {
 			c.acks.unexpect()
 		}
 	}

@@ -509,3 +509,17 @@ func TestAckWhileAnotherGoroutineReceives(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSendWithClosedFileSendsNothing checks that a message whose files
+// cannot be sent is not sent either.
+func TestSendWithClosedFileSendsNothing(t *testing.T) {
+	a, b := pipe(t, &procpipe.Config{NoFileAck: true})
+	closed := contentFile(t, "c")
+	closed.Close()
+	if err := a.SendWithFiles("lonely", closed); err == nil {
+		t.Fatal("SendWithFiles with a closed file succeeded")
+	}
+	if ok, err := b.Poll(0); ok || err != nil {
+		t.Fatalf("after a failed SendWithFiles, Poll = %v, %v; want nothing sent", ok, err)
+	}
+}

@@ -212,9 +212,12 @@ func (q *fileQueue) close() {
 // WriteFiles sends the one-byte message b with the descriptors under conns
 // attached in one SCM_RIGHTS control message. Each descriptor is used inside
 // its RawConn's Control, so none can be closed and reused while it is sent;
-// the callers keep them. It fails on anything but a socket, and with more
-// than [MaxFiles] descriptors.
-func (c *Conn) WriteFiles(b byte, conns []syscall.RawConn) error {
+// the callers keep them. If before is not nil, WriteFiles calls it once it
+// holds every descriptor, just before sending, and sends nothing if it
+// fails: a caller can write a message that must precede the descriptors
+// knowing that they will follow. WriteFiles fails on anything but a socket,
+// and with more than [MaxFiles] descriptors.
+func (c *Conn) WriteFiles(b byte, conns []syscall.RawConn, before func() error) error {
 	if c.kind != Socket {
 		return errors.New("procpipe: descriptors can only be sent over a socket")
 	}
@@ -226,6 +229,11 @@ func (c *Conn) WriteFiles(b byte, conns []syscall.RawConn) error {
 	var with func(rest []syscall.RawConn) error
 	with = func(rest []syscall.RawConn) error {
 		if len(rest) == 0 {
+			if before != nil {
+				if werr = before(); werr != nil {
+					return nil
+				}
+			}
 			werr = c.writeRights(b, unix.UnixRights(fds...))
 			return nil
 		}

@@ -36,6 +36,14 @@ type Config struct {
 	// HandshakeTimeout bounds the handshake of each connection accepted by
 	// a [Listener] or made by [Dial]. 0 means 10 seconds.
 	HandshakeTimeout time.Duration
+
+	// NoFileAck turns off the acknowledgement of passed files: by default
+	// the receiver of files (see [Conn.SendFiles]) answers with one byte,
+	// 'A', and the sender waits for it, as CPython 3.14 and later do on
+	// every system. CPython 3.13 and earlier acknowledge only on macOS:
+	// set NoFileAck on a Conn whose peer is such a Python on any other
+	// system (Linux, the BSDs). Both ends must agree.
+	NoFileAck bool
 }
 
 func (cfg *Config) codec() Codec {
@@ -75,3 +83,5 @@ func (cfg *Config) handshakeTimeout() time.Duration {
 	}
 	return cfg.HandshakeTimeout
 }
+
+func (cfg *Config) noFileAck() bool { return cfg != nil && cfg.NoFileAck }

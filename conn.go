@@ -44,6 +44,10 @@ type Conn struct {
 	codec    Codec
 	limit    int64 // -1: no limit
 
+	fp   filePasser // nil if the Conn cannot pass files
+	ack  bool       // acknowledge passed files (see Config.NoFileAck)
+	acks acks       // acknowledgements of files this end sent
+
 	// The receive and send locks are channels so that a caller waiting for
 	// one can give up when its context is done.
 	rlock chan struct{}
@@ -67,6 +71,8 @@ func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
 		canWrite: canWrite,
 		codec:    cfg.codec(),
 		limit:    cfg.limit(),
+		fp:       passerOf(t),
+		ack:      !cfg.noFileAck(),
 		rlock:    make(chan struct{}, 1),
 		wlock:    make(chan struct{}, 1),
 	}
@@ -231,8 +237,14 @@ func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error
 		return dst, closedError("recv")
 	}
 	stop := c.interrupt(ctx, true)
-	dst, err := c.rd.ReadFrame(dst, limit)
+	err := c.filesAhead()
+	if err == nil {
+		dst, err = c.rd.ReadFrame(dst, limit)
+	}
 	stop()
+	if err == ErrFilesNext {
+		return dst, err
+	}
 	return dst, c.opError("recv", ctx, err)
 }
 
@@ -247,6 +259,12 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 	defer c.unlock(c.rlock)
 	if c.closed.Load() {
 		return 0, closedError("recv")
+	}
+	if err := c.filesAhead(); err != nil {
+		if err == ErrFilesNext {
+			return 0, err
+		}
+		return 0, c.opError("recv", nil, err)
 	}
 	n, err := c.rd.ReadFrameInto(p, c.limit)
 	return n, c.opError("recv", nil, err)
@@ -264,6 +282,9 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	defer c.unlock(c.rlock)
 	if c.closed.Load() {
 		return false, closedError("poll")
+	}
+	if c.fp != nil && c.skipAcks(false) != nil {
+		return true, nil // the next Recv reports the error
 	}
 	if c.rd.Buffered() > 0 {
 		return true, nil
@@ -327,7 +348,8 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv
-// or Poll return an error matching [net.ErrClosed], as do later calls. Close
+// or Poll return an error matching [net.ErrClosed], as do later calls. Passed
+// files received but not yet taken with [Conn.RecvFiles] are closed. Close
 // may be called more than once; calls after the first return nil.
 func (c *Conn) Close() error {
 	var err error

@@ -16,6 +16,18 @@
 // PipeConnection uses message-mode pipes without headers, a different
 // format).
 //
+// # Passing files
+//
+// On Unix a duplex Conn also carries open files: [Conn.SendFiles] (or
+// [Conn.SendConn] for a listener or connection) passes duplicates of them,
+// and the peer takes them with [Conn.RecvFiles]; [Conn.SendWithFiles] and
+// [Conn.RecvWithFiles] keep a message and its files together. The wire form
+// is CPython's multiprocessing.reduction sendfds/recvfds, so a Python peer
+// uses send_handle and recv_handle; with CPython 3.13 or older on any system
+// but macOS, set [Config.NoFileAck]. A child can also inherit named files at
+// start ([Process.AddFile], [InheritedFile], environment variable
+// PROCPIPE_FILES).
+//
 // # Errors
 //
 // Operations on a closed Conn fail with an error matching [net.ErrClosed]; an

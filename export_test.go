@@ -1,6 +1,10 @@
 package procpipe
 
-import "os"
+import (
+	"os"
+
+	"github.com/procpipe/procpipe/internal/testhook"
+)
 
 // FileForTest gives tests the file under c, to play a misbehaving peer.
 func FileForTest(c *Conn) *os.File { return c.t.File() }
@@ -10,3 +14,12 @@ var (
 	AnswerForTest = answer
 	VerifyForTest = verify
 )
+
+// SetControlBufferSizeForTest makes the Unix socket Conns made from now on
+// receive with a control buffer of n bytes (0: the default), to force
+// truncated control messages, and returns a function that restores the
+// previous size.
+func SetControlBufferSizeForTest(n int) (restore func()) {
+	old := testhook.ControlBufferSize.Swap(int64(n))
+	return func() { testhook.ControlBufferSize.Store(old) }
+}

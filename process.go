@@ -120,6 +120,7 @@ type Process struct {
 
 	end    *Conn
 	target string
+	files  []namedFile // see AddFile
 }
 
 // NewProcess returns a Process that runs the function registered under
@@ -135,7 +136,7 @@ func NewProcess(target string, end *Conn, args ...string) *Process {
 	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// A child never inherits an end or a function meant for this process.
-	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc), EnvFunc+"="+target)
+	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc, EnvFiles), EnvFunc+"="+target)
 	return &Process{Cmd: cmd, end: end, target: target}
 }
 
@@ -165,6 +166,9 @@ func (p *Process) Start() error {
 		}
 		defer release()
 		p.Cmd.Env = append(dropEnv(p.Cmd.Environ(), EnvConn), EnvConn+"="+v)
+	}
+	if err := p.attachFiles(); err != nil {
+		return err
 	}
 	return p.Cmd.Start()
 }

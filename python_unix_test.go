@@ -48,6 +48,23 @@ elif mode == "json":
     v["seen_by"] = "python"
     v["sum"] = sum(v["numbers"])
     conn.send_bytes(json.dumps(v).encode())
+elif mode == "recvhandle":
+    from multiprocessing import reduction
+    before = conn.recv_bytes()
+    fd = reduction.recv_handle(conn)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    after = conn.recv_bytes()
+    conn.send_bytes(b"|".join([before, data, after]))
+elif mode == "sendhandle":
+    from multiprocessing import reduction
+    conn.send_bytes(b"before")
+    r, w = os.pipe()
+    os.write(w, sys.argv[2].encode())
+    os.close(w)
+    reduction.send_handle(conn, r, os.getppid())
+    os.close(r)
+    conn.send_bytes(b"after")
 conn.close()
 `
 

@@ -328,3 +328,17 @@ func (r *Reader) ReadByte() (byte, error) {
 	r.r++
 	return b, nil
 }
+
+// PeekByte returns the next byte of the stream without consuming it, reading
+// from the transport if nothing is buffered.
+func (r *Reader) PeekByte() (byte, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.r == r.w {
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return r.buf[r.r], nil
+}

@@ -74,3 +74,8 @@ func (w *Writer) WriteFrame(p []byte) error {
 	}
 	return err
 }
+
+// Err returns the error that made the Writer unusable (it wraps
+// [ErrBroken]), or nil: callers that write to the transport between frames
+// check it first.
+func (w *Writer) Err() error { return w.err }

@@ -32,6 +32,8 @@ type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
 	kind Kind
+
+	files *fileQueue // descriptors received on a socket; nil on a pipe
 }
 
 var _ interface {
@@ -54,7 +56,11 @@ func newConn(fd int, name string, kind Kind) (*Conn, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Conn{f: f, rc: rc, kind: kind}, nil
+	c := &Conn{f: f, rc: rc, kind: kind}
+	if kind == Socket {
+		c.files = newFileQueue()
+	}
+	return c, nil
 }
 
 // Socketpair returns the two ends of a new connected pair of stream sockets
@@ -183,10 +189,15 @@ func (c *Conn) Kind() Kind { return c.kind }
 func (c *Conn) File() *os.File { return c.f }
 
 // Read reads up to len(p) bytes. It returns io.EOF when the peer has closed
-// its end or is gone (a reset counts as gone).
+// its end or is gone (a reset counts as gone). On a socket it also keeps the
+// descriptors that arrive with the data, until they are taken (see
+// [Conn.FilesAt]) or the Conn is closed.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.files != nil {
+		return c.readSocket(p)
 	}
 	var (
 		n    int
@@ -331,9 +342,10 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.f.SetReadDeadline(t
 // [os.File.SetWriteDeadline].
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.f.SetWriteDeadline(t) }
 
-// Close closes the descriptor, unblocking any Read or Write in progress. It
-// may be called more than once.
+// Close closes the descriptor, unblocking any Read or Write in progress, and
+// every received descriptor not yet taken. It may be called more than once.
 func (c *Conn) Close() error {
+	c.files.close()
 	err := c.f.Close()
 	if errors.Is(err, os.ErrClosed) {
 		return nil

@@ -1,0 +1,459 @@
+package procpipe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// MaxFiles is the most files one call passes: Linux's SCM_MAX_FD, used on
+// every system so that a message fits every receiver.
+const MaxFiles = 253
+
+// ackByte is the byte a receiver of files answers with when acknowledgements
+// are on, as CPython's multiprocessing.reduction does.
+const ackByte = 'A'
+
+var (
+	// ErrFilesNext is returned by Recv and the other message-receiving
+	// methods when the next item on the Conn is a set of passed files, not a
+	// message. The files stay queued, in order: receive them with
+	// [Conn.RecvFiles], and then the messages after them.
+	ErrFilesNext = errors.New("procpipe: recv: the next item is passed files, not a message (receive them with RecvFiles)")
+
+	// ErrMessageNext is returned by [Conn.RecvFiles] when the next item on
+	// the Conn is a message, not passed files. The message is left for Recv.
+	ErrMessageNext = errors.New("procpipe: recv files: the next item is a message, not passed files (receive it with Recv)")
+
+	// ErrNotSocket is returned by the file-passing methods on a one-way
+	// Conn (a pipe): files pass only over a duplex Conn (a Unix socket).
+	ErrNotSocket = errors.New("procpipe: files pass only over a duplex Conn (a socket), not a one-way pipe")
+
+	// ErrTooManyFiles is wrapped by the error for a call that passes more
+	// than [MaxFiles] files (or none); nothing is sent.
+	ErrTooManyFiles = errors.New("procpipe: wrong number of files for one message")
+
+	// ErrFilesTruncated is wrapped by the error of [Conn.RecvFiles] when the
+	// files did not fit this end's control buffer (MSG_CTRUNC): those that
+	// did arrive have been closed, the others the kernel discarded.
+	ErrFilesTruncated = errors.New("procpipe: recv files: files lost: the control message was truncated")
+)
+
+// filePasser is a transport that can carry files: on Unix, a socket.
+type filePasser interface {
+	// ReadOffset returns how many bytes Read has returned so far.
+	ReadOffset() int64
+	// FilesAt reports whether files came with the stream byte at off.
+	FilesAt(off int64) bool
+	// TakeFiles removes and returns the files that came with the byte
+	// at off.
+	TakeFiles(off int64) ([]*os.File, error)
+	// WriteFiles sends the one-byte message b with the descriptors of
+	// conns attached, calling before (if not nil) first, once it holds
+	// them all; it sends nothing if before fails.
+	WriteFiles(b byte, conns []syscall.RawConn, before func() error) error
+}
+
+// SendFiles passes files to the peer, which receives duplicates of them, in
+// the same order, with [Conn.RecvFiles] (or CPython's
+// multiprocessing.reduction.recvfds). The files stay open and remain the
+// caller's to close, even at once after SendFiles returns. Up to [MaxFiles]
+// files go in one call.
+//
+// On the wire this is CPython's reduction.sendfds: a one-byte message
+// holding len(files) % 256 with the descriptors attached (SCM_RIGHTS),
+// between messages. Unless the Conn's [Config.NoFileAck] is set, SendFiles
+// then waits for the peer's acknowledgement byte, so that the peer has the
+// files when it returns; it stops waiting early if the peer sends a message
+// first (receiving calls then consume the acknowledgement when they meet
+// it), and waits for ever, like CPython, for a peer that neither
+// acknowledges nor sends anything: set the Conn's read deadline to bound it.
+//
+// Files pass only over a duplex Conn on Unix; other Conns return an error
+// matching [ErrNotSocket], or [errors.ErrUnsupported] on systems without
+// support yet.
+func (c *Conn) SendFiles(files ...*os.File) error {
+	conns, err := fileConns("send files", files)
+	if err != nil {
+		return err
+	}
+	return c.sendFiles("send files", nil, false, conns)
+}
+
+// SendConn passes the descriptor under conn, anything with a SyscallConn
+// method such as a [*net.TCPListener], [*net.UnixConn] or [*os.File], as
+// [Conn.SendFiles] passes a file. The peer receives an *os.File with
+// [Conn.RecvFiles] and may turn it back into a listener or connection with
+// [net.FileListener] or [net.FileConn]. conn stays open and the caller's.
+func (c *Conn) SendConn(conn syscall.Conn) error {
+	if conn == nil {
+		return fmt.Errorf("procpipe: send conn: nil conn: %w", os.ErrInvalid)
+	}
+	return c.sendFiles("send conn", nil, false, []syscall.Conn{conn})
+}
+
+// SendWithFiles sends v as one message, as [Conn.Send] does, followed at once
+// by files, as [Conn.SendFiles] does; no other message sent on the Conn
+// comes in between. The peer receives both with [Conn.RecvWithFiles] (or, in
+// Python, recv() followed by recvfds).
+func (c *Conn) SendWithFiles(v any, files ...*os.File) error {
+	conns, err := fileConns("send with files", files)
+	if err != nil {
+		return err
+	}
+	bp := getBuf()
+	b, err := c.codec.AppendMarshal((*bp)[:0], v)
+	if err != nil {
+		return fmt.Errorf("procpipe: send with files: encoding %T: %w", v, err)
+	}
+	err = c.sendFiles("send with files", b, true, conns)
+	putBuf(bp, b)
+	return err
+}
+
+// RecvFiles receives the files the peer passed with [Conn.SendFiles] (or
+// CPython's reduction.sendfds), which must be the next item on the Conn. The
+// files are new descriptors, close-on-exec, owned by the caller.
+//
+// If the next item is a message, RecvFiles leaves it for Recv and returns an
+// error matching [ErrMessageNext]. Files that did not fit this end's buffer
+// give an error matching [ErrFilesTruncated], with every file that did arrive
+// closed. Unless [Config.NoFileAck] is set, RecvFiles answers the peer with
+// the acknowledgement byte once it has taken the files off the stream.
+func (c *Conn) RecvFiles() ([]*os.File, error) {
+	return c.recvFiles("recv files", nil, false)
+}
+
+// RecvWithFiles receives a message into v, as [Conn.Recv] does, and the files
+// that follow it, as [Conn.RecvFiles] does; no other receiving call on the
+// Conn takes anything in between. If the message is followed by something
+// other than files, v holds the message and the error matches
+// [ErrMessageNext]. On any error no file is returned open.
+func (c *Conn) RecvWithFiles(v any) ([]*os.File, error) {
+	return c.recvFiles("recv with files", v, true)
+}
+
+func fileConns(op string, files []*os.File) ([]syscall.Conn, error) {
+	conns := make([]syscall.Conn, len(files))
+	for i, f := range files {
+		if f == nil {
+			return nil, fmt.Errorf("procpipe: %s: file %d of %d is nil: %w", op, i+1, len(files), os.ErrInvalid)
+		}
+		conns[i] = f
+	}
+	return conns, nil
+}
+
+// passer returns the Conn's transport as a filePasser, or the error for a
+// Conn that cannot pass files.
+func (c *Conn) passer() (filePasser, error) {
+	if c.fp == nil {
+		return nil, noPasserError()
+	}
+	return c.fp, nil
+}
+
+func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Conn) error {
+	fp, err := c.passer()
+	if err != nil {
+		return err
+	}
+	if len(conns) == 0 || len(conns) > MaxFiles {
+		return fmt.Errorf("procpipe: %s: %d files, want 1 to %d: %w", op, len(conns), MaxFiles, ErrTooManyFiles)
+	}
+	if withMsg && c.limit >= 0 && int64(len(msg)) > c.limit {
+		return &TooLargeError{Size: uint64(len(msg)), Limit: c.limit}
+	}
+	rcs := make([]syscall.RawConn, len(conns))
+	for i, x := range conns {
+		rc, err := x.SyscallConn()
+		if err != nil {
+			return fmt.Errorf("procpipe: %s: file %d of %d: %w", op, i+1, len(conns), err)
+		}
+		rcs[i] = rc
+	}
+	c.lock(nil, c.wlock)
+	switch {
+	case c.closed.Load():
+		err = closedError(op)
+	default:
+		err = c.wr.Err()
+	}
+	var before func() error
+	if withMsg {
+		// Written while every file is held open, so that the files
+		// cannot fail to follow for being closed meanwhile.
+		before = func() error { return c.wr.WriteFrame(msg) }
+	}
+	var ticket uint64
+	if err == nil {
+		// Expect the acknowledgement before it can arrive, so that any
+		// receiving call that meets it knows it for one.
+		if c.ack {
+			ticket = c.acks.expect()
+		}
+		if err = fp.WriteFiles(byte(len(rcs)%256), rcs, before); err != nil && c.ack {
+			c.acks.unexpect()
+		}
+	}
+	c.unlock(c.wlock)
+	if err != nil {
+		return c.opError(op, nil, err)
+	}
+	if !c.ack {
+		return nil
+	}
+	// The send lock is not held while waiting for the answer: a receiver
+	// of files takes the send lock to answer while it holds its receive
+	// lock, and the opposite order could deadlock.
+	return c.awaitAck(op, ticket)
+}
+
+// acks counts the acknowledgements a Conn expects and has consumed. Any
+// receiving call that finds an expected acknowledgement byte where the next
+// item would start consumes it, so that a goroutine receiving messages while
+// another sends files does not mistake it for the start of a message.
+type acks struct {
+	expected atomic.Uint64 // acknowledgements asked for so far
+	seen     atomic.Uint64 // acknowledgements consumed so far
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when seen grows
+}
+
+// expect notes one more acknowledgement to come and returns its ticket.
+func (a *acks) expect() uint64 { return a.expected.Add(1) }
+
+// unexpect takes back an expect, for files that were not sent.
+func (a *acks) unexpect() { a.expected.Add(^uint64(0)) }
+
+// pending reports whether an acknowledgement is expected but not consumed;
+// every receiving call asks, so it takes no lock.
+func (a *acks) pending() bool { return a.seen.Load() < a.expected.Load() }
+
+// wait returns whether the acknowledgement with the ticket has been
+// consumed and, if not, a channel closed when another one is.
+func (a *acks) wait(ticket uint64) (bool, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen.Load() >= ticket {
+		return true, nil
+	}
+	if a.changed == nil {
+		a.changed = make(chan struct{})
+	}
+	return false, a.changed
+}
+
+func (a *acks) consumed() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen.Add(1)
+	if a.changed != nil {
+		close(a.changed)
+		a.changed = nil
+	}
+}
+
+// skipAcks consumes the expected acknowledgements at the head of the
+// stream. It waits for a byte to arrive only if block is set. The caller
+// holds the receive lock.
+func (c *Conn) skipAcks(block bool) error {
+	for c.acks.pending() {
+		if c.rd.Buffered() == 0 && !block {
+			return nil
+		}
+		b, err := c.rd.PeekByte()
+		if err != nil {
+			return err
+		}
+		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
+			return nil
+		}
+		c.rd.ReadByte()
+		c.acks.consumed()
+	}
+	return nil
+}
+
+// nextItem waits until the first byte of the next item (a message or files)
+// is buffered, consuming expected acknowledgements before it. The caller
+// holds the receive lock.
+func (c *Conn) nextItem() error {
+	for {
+		if err := c.skipAcks(true); err != nil {
+			return err
+		}
+		if c.rd.Buffered() > 0 {
+			// An acknowledgement is expected before it can arrive, so
+			// one that arrived is pending and was skipped above.
+			return nil
+		}
+		if err := c.rd.Fill(); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitAck waits until the acknowledgement with the ticket has been
+// consumed, by this call or by any other receiving call on the Conn.
+func (c *Conn) awaitAck(op string, ticket uint64) error {
+	for {
+		done, changed := c.acks.wait(ticket)
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+			continue
+		case c.rlock <- struct{}{}:
+		}
+		err := c.readAck(op, ticket)
+		c.unlock(c.rlock)
+		return err
+	}
+}
+
+// readAck consumes acknowledgements up to the one with the ticket, unless
+// the peer's next item is something else. The caller holds the receive
+// lock.
+func (c *Conn) readAck(op string, ticket uint64) error {
+	if c.closed.Load() {
+		return closedError(op)
+	}
+	for {
+		if done, _ := c.acks.wait(ticket); done {
+			return nil
+		}
+		b, err := c.rd.PeekByte()
+		if err != nil {
+			return c.opError(op+": waiting for the acknowledgement", nil, err)
+		}
+		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
+			// The peer sent something before its acknowledgement (it
+			// may be answering from another goroutine), and nobody is
+			// receiving it. Waiting here for that to change could wait
+			// forever; the acknowledgement stays expected, and the
+			// receiving call that meets it consumes it.
+			return nil
+		}
+		c.rd.ReadByte()
+		c.acks.consumed()
+	}
+}
+
+// readPos returns the stream offset of the next byte the Conn's reader will
+// consume. The caller holds the receive lock.
+func (c *Conn) readPos(fp filePasser) int64 {
+	return fp.ReadOffset() - int64(c.rd.Buffered())
+}
+
+// filesAhead returns ErrFilesNext if the next item on the stream is passed
+// files, reading from the transport if nothing is buffered. The caller holds
+// the receive lock.
+func (c *Conn) filesAhead() error {
+	if c.fp == nil {
+		return nil
+	}
+	if err := c.nextItem(); err != nil {
+		return err
+	}
+	if c.fp.FilesAt(c.readPos(c.fp)) {
+		return ErrFilesNext
+	}
+	return nil
+}
+
+func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
+	fp, err := c.passer()
+	if err != nil {
+		return nil, err
+	}
+	c.lock(nil, c.rlock)
+	if c.closed.Load() {
+		c.unlock(c.rlock)
+		return nil, closedError(op)
+	}
+	var (
+		bp  *[]byte
+		msg []byte
+	)
+	if withMsg {
+		bp = getBuf()
+		defer func() { putBuf(bp, msg) }()
+		err = c.filesAhead()
+		if err == nil {
+			msg, err = c.rd.ReadFrame((*bp)[:0], c.limit)
+		}
+		if err != nil {
+			c.unlock(c.rlock)
+			if err == ErrFilesNext {
+				return nil, err
+			}
+			return nil, c.opError(op, nil, err)
+		}
+	}
+	files, consumed, err := c.takeFiles(op, fp)
+	if consumed && c.ack {
+		// CPython answers as soon as it has the count byte, whatever
+		// came with it, so that the sender does not wait forever.
+		if aerr := c.sendAck(op); aerr != nil && err == nil {
+			closeFiles(files)
+			files, err = nil, aerr
+		}
+	}
+	c.unlock(c.rlock)
+	if withMsg {
+		if derr := c.codec.Unmarshal(msg, v); derr != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("procpipe: %s: decoding a %d-byte message into %T: %w", op, len(msg), v, derr)
+		}
+	}
+	return files, err
+}
+
+// takeFiles consumes the count byte that is the next item on the stream and
+// returns the files that came with it. It reports whether it consumed the
+// byte. The caller holds the receive lock.
+func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed bool, err error) {
+	if err := c.nextItem(); err != nil {
+		return nil, false, c.opError(op, nil, err)
+	}
+	pos := c.readPos(fp)
+	if !fp.FilesAt(pos) {
+		return nil, false, ErrMessageNext
+	}
+	n, _ := c.rd.ReadByte() // buffered: cannot fail
+	files, err = fp.TakeFiles(pos)
+	if err != nil {
+		return nil, true, fmt.Errorf("%w (%v)", ErrFilesTruncated, err)
+	}
+	if len(files)%256 != int(n) {
+		closeFiles(files)
+		return nil, true, fmt.Errorf("procpipe: %s: %d files arrived, but the peer's count byte says %d (mod 256); closed them", op, len(files), n)
+	}
+	return files, true, nil
+}
+
+// sendAck answers received files. The caller holds the receive lock.
+func (c *Conn) sendAck(op string) error {
+	c.lock(nil, c.wlock)
+	defer c.unlock(c.wlock)
+	if c.closed.Load() {
+		return closedError(op)
+	}
+	if err := c.wr.Err(); err != nil {
+		return err
+	}
+	_, err := c.t.Write([]byte{ackByte})
+	return c.opError(op+": acknowledging", nil, err)
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}

@@ -1,0 +1,10 @@
+// Package testhook holds settings of procpipe's packages that only its own
+// tests change. Nothing outside the module can import it.
+package testhook
+
+import "sync/atomic"
+
+// ControlBufferSize, when positive, replaces the size in bytes of the
+// control-message buffer of the Unix socket Conns made from then on, so that
+// tests can force a truncated control message (MSG_CTRUNC).
+var ControlBufferSize atomic.Int64

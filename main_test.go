@@ -58,6 +58,10 @@ var children = map[string]func(*procpipe.Conn) error{
 	"exit3": func(*procpipe.Conn) error { os.Exit(3); return nil },
 	// args sends its os.Args[1:] back.
 	"args": func(conn *procpipe.Conn) error { return conn.Send(os.Args[1:]) },
+	// midframe writes part of a frame, says so on stdout, waits to be killed.
+	"midframe": childMidFrame,
+	// garbage writes random bytes to its end and exits.
+	"garbage": childGarbage,
 }
 
 // envListFDs makes the test binary print its open descriptors and exit,

@@ -1,5 +1,7 @@
 package procpipe
 
+import "time"
+
 // DefaultMaxMessageSize is the largest message a Conn sends or receives when
 // its [Config] does not say.
 const DefaultMaxMessageSize = 1 << 30
@@ -24,6 +26,16 @@ type Config struct {
 	// is consumed only once it has fully arrived, so a deadline can expire
 	// while it is in flight without breaking the stream. 0 means 64 KiB.
 	ReadBufferSize int
+
+	// AuthKey, if not empty, makes [Listen] and [Dial] run CPython's
+	// mutual HMAC handshake on each new connection, so that only peers with
+	// the same key get a Conn (Python: Listener(address, authkey=key) and
+	// Client(address, authkey=key)).
+	AuthKey []byte
+
+	// HandshakeTimeout bounds the handshake of each connection accepted by
+	// a [Listener] or made by [Dial]. 0 means 10 seconds.
+	HandshakeTimeout time.Duration
 }
 
 func (cfg *Config) codec() Codec {
@@ -48,4 +60,18 @@ func (cfg *Config) bufferSize() int {
 		return 0
 	}
 	return cfg.ReadBufferSize
+}
+
+func (cfg *Config) authKey() []byte {
+	if cfg == nil {
+		return nil
+	}
+	return cfg.AuthKey
+}
+
+func (cfg *Config) handshakeTimeout() time.Duration {
+	if cfg == nil || cfg.HandshakeTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return cfg.HandshakeTimeout
 }

@@ -12,7 +12,9 @@
 // The wire format is CPython's multiprocessing.connection format (see package
 // [github.com/procpipe/procpipe/frame]), so a Python child can talk to a Go
 // parent with multiprocessing.connection.Connection on the descriptor named
-// in the environment variable PROCPIPE_CONN.
+// in the environment variable PROCPIPE_CONN (on Unix; Python's Windows
+// PipeConnection uses message-mode pipes without headers, a different
+// format).
 //
 // # Errors
 //
@@ -26,7 +28,10 @@
 //
 // # Platforms
 //
-// On Unix a duplex pipe is a socketpair(2) and a one-way pipe a pipe(2). Windows
-// is not supported yet: Pipe and the process functions return an error
-// matching [errors.ErrUnsupported] there.
+// On Unix a duplex pipe is a socketpair(2) and a one-way pipe a pipe(2). On
+// Windows both are one instance of a named pipe (see package
+// [github.com/procpipe/procpipe/windows]), with the same frame format; a
+// child's end is an inherited handle, and PROCPIPE_CONN holds its value in
+// decimal. Windows binaries are tested under Wine (ci/wine.sh) and on the
+// Windows runners of the public repository's workflow.
 package procpipe

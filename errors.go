@@ -42,5 +42,6 @@ var (
 )
 
 // ErrPeerGone is matched by the error of a send whose peer has closed its end
-// or died (on Unix, EPIPE or ECONNRESET).
+// or died (on Unix, EPIPE or ECONNRESET; on Windows, ERROR_BROKEN_PIPE,
+// ERROR_NO_DATA or ERROR_PIPE_NOT_CONNECTED).
 var ErrPeerGone = errors.New("peer closed its end")

@@ -56,6 +56,15 @@ var children = map[string]func(*procpipe.Conn) error{
 	"fail": func(*procpipe.Conn) error { return errors.New("failing on purpose") },
 	// exit3 exits with status 3.
 	"exit3": func(*procpipe.Conn) error { os.Exit(3); return nil },
+	// greeter is ExampleNewProcess's child.
+	"greeter": func(conn *procpipe.Conn) error {
+		var msg string
+		if err := conn.Recv(&msg); err != nil {
+			return err
+		}
+		fmt.Println("Child received:", msg)
+		return nil
+	},
 	// args sends its os.Args[1:] back.
 	"args": func(conn *procpipe.Conn) error { return conn.Send(os.Args[1:]) },
 	// midframe writes part of a frame, says so on stdout, waits to be killed.

@@ -14,7 +14,9 @@ import (
 // any language can keep on either side.
 const (
 	// EnvConn names the child's end of its connection: on Unix the
-	// descriptor number (3 for the first of exec.Cmd.ExtraFiles). [Parent]
+	// descriptor number (3 for the first of exec.Cmd.ExtraFiles), on
+	// Windows the handle value in decimal (an inherited handle, listed in
+	// SysProcAttr.AdditionalInheritedHandles). [Parent]
 	// reads it and removes it from the environment. A Python child does
 	// multiprocessing.connection.Connection(int(os.environ["PROCPIPE_CONN"])).
 	EnvConn = "PROCPIPE_CONN"
@@ -157,10 +159,11 @@ func (p *Process) Start() error {
 		if p.end.closed.Load() {
 			return fmt.Errorf("procpipe: start: the child's end is closed")
 		}
-		v, err := attachEnd(p.Cmd, p.end.t.File())
+		v, release, err := attachEnd(p.Cmd, p.end.t.File())
 		if err != nil {
 			return err
 		}
+		defer release()
 		p.Cmd.Env = append(dropEnv(p.Cmd.Environ(), EnvConn), EnvConn+"="+v)
 	}
 	return p.Cmd.Start()

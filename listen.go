@@ -1,0 +1,135 @@
+package procpipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// A Listener accepts connections from processes that are not its children,
+// like Python's multiprocessing.connection.Listener. Make one with [Listen].
+//
+// Multiple goroutines may call Accept at once.
+type Listener struct {
+	cfg     *Config
+	ln      listener
+	address string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen listens on address with the settings of cfg (nil for defaults):
+//
+//   - a path: a Unix domain socket, created with mode 0600 (owner only). A
+//     stale socket file left by a dead listener is replaced; a live one, or
+//     a file that is not a socket, is an error. Close removes the file.
+//   - "@name" (or Python's "\x00name"): a Linux abstract socket. It has no
+//     permissions: anyone in the network namespace can connect, so set
+//     [Config.AuthKey].
+//   - on Windows, a pipe name \\.\pipe\name: owner-only, no remote
+//     clients, and Listen fails if the name is already in use.
+//
+// With cfg.AuthKey set, Accept runs CPython's handshake on each connection.
+func Listen(address string, cfg *Config) (*Listener, error) {
+	ln, err := listen(address, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("procpipe: listen %s: %w", address, err)
+	}
+	return &Listener{cfg: cfg, ln: ln, address: address}, nil
+}
+
+// Addr returns the address the Listener listens on.
+func (l *Listener) Addr() string { return l.address }
+
+// Accept waits for the next connection and returns it as a Conn, after the
+// handshake if the Listener has an AuthKey. A client that fails the handshake
+// (an error matching [ErrAuthentication]) or is too slow with it (one
+// matching [os.ErrDeadlineExceeded]) is disconnected and its error returned;
+// the Listener stays open, so servers keep accepting. After Close, Accept
+// returns an error matching [net.ErrClosed].
+func (l *Listener) Accept() (*Conn, error) {
+	c, err := l.ln.accept()
+	if err != nil {
+		return nil, fmt.Errorf("procpipe: accept: %w", err)
+	}
+	if key := l.cfg.authKey(); len(key) > 0 {
+		if err := c.handshake(context.Background(), l.cfg.handshakeTimeout(), func() error {
+			if err := deliverChallenge(c, key); err != nil {
+				return err
+			}
+			return answerChallenge(c, key)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Close stops listening and removes the socket file Listen created. Calls
+// blocked in Accept return. Close may be called more than once.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		l.closeErr = l.ln.close()
+	})
+	return l.closeErr
+}
+
+// listener is what a platform's Listen returns.
+type listener interface {
+	accept() (*Conn, error)
+	close() error
+}
+
+// Dial connects to a [Listener] (or a Python multiprocessing Listener) at
+// address, with the settings of cfg (nil for defaults), like Python's
+// multiprocessing.connection.Client. With cfg.AuthKey set it runs the
+// handshake, bounded by cfg.HandshakeTimeout.
+func Dial(address string, cfg *Config) (*Conn, error) {
+	return DialContext(context.Background(), address, cfg)
+}
+
+// DialContext is like [Dial], giving up when ctx is done.
+func DialContext(ctx context.Context, address string, cfg *Config) (*Conn, error) {
+	c, err := dial(ctx, address, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("procpipe: dial %s: %w", address, err)
+	}
+	if key := cfg.authKey(); len(key) > 0 {
+		if err := c.handshake(ctx, cfg.handshakeTimeout(), func() error {
+			if err := answerChallenge(c, key); err != nil {
+				return err
+			}
+			return deliverChallenge(c, key)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// handshake runs f with a deadline, closing c if it fails.
+func (c *Conn) handshake(ctx context.Context, timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	err := f()
+	stopped := stop()
+	if err == nil && !stopped {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ErrAuthentication) {
+			return fmt.Errorf("procpipe: handshake: %w", ctxErr)
+		}
+		return err
+	}
+	c.SetDeadline(time.Time{})
+	return nil
+}

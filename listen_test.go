@@ -1,0 +1,110 @@
+package procpipe_test
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/procpipe/procpipe"
+)
+
+func listen(t *testing.T, addr string, cfg *procpipe.Config) *procpipe.Listener {
+	t.Helper()
+	l, err := procpipe.Listen(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// serveEcho accepts until the listener closes, echoing one message per
+// connection; accept errors go to errs (if not nil).
+func serveEcho(l *procpipe.Listener, errs chan<- error) {
+	for {
+		c, err := l.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			if errs != nil {
+				errs <- err
+			}
+			continue
+		}
+		go func() {
+			defer c.Close()
+			for {
+				b, err := c.RecvBytes()
+				if err != nil {
+					return
+				}
+				c.SendBytes(b)
+			}
+		}()
+	}
+}
+
+// TestListenManyClients has 200 clients at once, each exchanging checksummed
+// messages through one authenticating listener.
+func TestListenManyClients(t *testing.T) {
+	path := testAddr(t)
+	cfg := &procpipe.Config{AuthKey: []byte("many")}
+	l := listen(t, path, cfg)
+	errs := make(chan error, 200)
+	go serveEcho(l, errs)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := procpipe.Dial(path, cfg)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			for seq := range 5 {
+				c.SendBytes(message(i, seq, 100*seq))
+				b, err := c.RecvBytes()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if s, q, err := parseMessage(b); err != nil || s != i || q != seq {
+					t.Errorf("client %d got message (%d, %d), %v", i, s, q, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("Accept: %v", err)
+	default:
+	}
+}
+
+func TestListenWrongKey(t *testing.T) {
+	addr := testAddr(t)
+	l := listen(t, addr, &procpipe.Config{AuthKey: []byte("right")})
+	errs := make(chan error, 1)
+	go serveEcho(l, errs)
+	if _, err := procpipe.Dial(addr, &procpipe.Config{AuthKey: []byte("wrong")}); !errors.Is(err, procpipe.ErrAuthentication) {
+		t.Errorf("Dial with a wrong key = %v; want ErrAuthentication", err)
+	}
+	if err := <-errs; !errors.Is(err, procpipe.ErrAuthentication) {
+		t.Errorf("Accept of a client with a wrong key = %v; want ErrAuthentication", err)
+	}
+	c, err := procpipe.Dial(addr, &procpipe.Config{AuthKey: []byte("right")})
+	if err != nil {
+		t.Fatalf("Dial with the right key after a refused one: %v", err)
+	}
+	c.Close()
+	l.Close()
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close = %v; want net.ErrClosed", err)
+	}
+}

@@ -1,0 +1,121 @@
+package procpipe_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/procpipe/procpipe"
+)
+
+func TestWaitTimeout(t *testing.T) {
+	_, b := pipe(t, nil)
+	_, d := pipe(t, nil)
+	ready, err := procpipe.Wait([]*procpipe.Conn{b, d}, 10*time.Millisecond)
+	if err != nil || len(ready) != 0 {
+		t.Fatalf("Wait on idle conns = %v, %v; want none, nil", ready, err)
+	}
+	ready, err = procpipe.Wait([]*procpipe.Conn{b, d}, 0)
+	if err != nil || len(ready) != 0 {
+		t.Fatalf("Wait(0) on idle conns = %v, %v; want none, nil", ready, err)
+	}
+}
+
+func TestWaitReadyKinds(t *testing.T) {
+	a1, b1 := pipe(t, nil) // will have a message
+	_, b2 := pipe(t, nil)  // idle
+	a3, b3 := pipe(t, nil) // peer closed
+	r4, w4, err := procpipe.Pipe(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r4.Close()
+	defer w4.Close()
+	a5, b5 := pipe(t, nil) // a message waiting in the receive buffer only
+
+	a1.SendBytes([]byte("m"))
+	a3.Close()
+	w4.SendBytes([]byte("one-way"))
+	a5.SendBytes([]byte("first"))
+	a5.SendBytes([]byte("second"))
+	if _, err := b5.RecvBytes(); err != nil { // reads both into the buffer
+		t.Fatal(err)
+	}
+	all := []*procpipe.Conn{b1, b2, b3, r4, b5}
+	ready, err := procpipe.Wait(all, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[*procpipe.Conn]string{b1: "message", b2: "idle", b3: "peer closed", r4: "one-way", b5: "buffered"}
+	var got []string
+	for _, c := range ready {
+		got = append(got, names[c])
+	}
+	if diff := cmp.Diff([]string{"message", "peer closed", "one-way", "buffered"}, got); diff != "" {
+		t.Errorf("Wait returned the wrong conns (-want +got):\n%s", diff)
+	}
+	ready, err = procpipe.Wait(all, 0)
+	if err != nil || len(ready) != 4 {
+		t.Errorf("Wait(0) = %d conns, %v; want the same 4", len(ready), err)
+	}
+	if _, err := procpipe.Wait([]*procpipe.Conn{w4}, 0); !errors.Is(err, procpipe.ErrSendOnly) {
+		t.Errorf("Wait on a send-only end = %v; want ErrSendOnly", err)
+	}
+}
+
+func TestWaitWakesOnMessage(t *testing.T) {
+	a, b := pipe(t, nil)
+	_, d := pipe(t, nil)
+	go a.SendBytes([]byte("wake"))
+	ready, err := procpipe.Wait([]*procpipe.Conn{d, b}, time.Hour)
+	if err != nil || len(ready) != 1 || ready[0] != b {
+		t.Fatalf("Wait = %v, %v; want [b]", ready, err)
+	}
+}
+
+func TestWaitContextCancel(t *testing.T) {
+	_, b := pipe(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := procpipe.WaitContext(ctx, []*procpipe.Conn{b})
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitContext after cancel = %v; want context.Canceled", err)
+	}
+}
+
+// TestWaitThousand waits on 1,000 conns of which a random 10 have messages.
+func TestWaitThousand(t *testing.T) {
+	const n = 1000
+	senders := make([]*procpipe.Conn, n)
+	receivers := make([]*procpipe.Conn, n)
+	for i := range n {
+		senders[i], receivers[i] = pipe(t, nil)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[*procpipe.Conn]bool{}
+	for len(want) < 10 {
+		i := rng.IntN(n)
+		if !want[receivers[i]] {
+			want[receivers[i]] = true
+			senders[i].SendBytes([]byte{byte(i)})
+		}
+	}
+	ready, err := procpipe.Wait(receivers, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[*procpipe.Conn]bool{}
+	for _, c := range ready {
+		got[c] = true
+	}
+	if !cmp.Equal(want, got) {
+		t.Fatalf("Wait over 1,000 conns returned %d conns; want the 10 with messages", len(ready))
+	}
+}

@@ -479,7 +479,9 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 		t.Fatalf("echo = %q, %v", got, err)
 	}
 
-	for _, c := range []*procpipe.Conn{a, b, c, d, r, w, conn} {
+	// The ends with blocked calls close first: were a peer closed first,
+	// a blocked Recv could rightly see the end of the stream instead.
+	for _, c := range []*procpipe.Conn{b, c, r, a, d, w, conn} {
 		c.Close()
 	}
 	if err := p.Wait(); err != nil {

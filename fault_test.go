@@ -28,10 +28,6 @@ import (
 	"github.com/procpipe/procpipe/frame"
 )
 
-// envFull asks for the full-size abuse tests (1,000 children rather than
-// 100); ci/matrix.sh sets it where the run is fast enough.
-const envFull = "PROCPIPE_TEST_FULL"
-
 // childMidFrame writes, bypassing the framing, the header of a frame of
 // os.Args[1] bytes (in the long form if os.Args[3] is "long") and only
 // os.Args[2] bytes of its payload, then says "written" on standard output and

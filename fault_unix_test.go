@@ -14,6 +14,10 @@ import (
 	"github.com/procpipe/procpipe"
 )
 
+// envFull asks for the full-size abuse test (1,000 children rather than
+// 100); ci/matrix.sh sets it in a run without -race.
+const envFull = "PROCPIPE_TEST_FULL"
+
 // countFDs returns the number of descriptors this process holds, not
 // counting the one used to list them. Only Linux has /proc/self/fd; /dev/fd
 // elsewhere may show only the first three.

@@ -67,6 +67,10 @@ var children = map[string]func(*procpipe.Conn) error{
 	},
 	// args sends its os.Args[1:] back.
 	"args": func(conn *procpipe.Conn) error { return conn.Send(os.Args[1:]) },
+	// midframe writes part of a frame, says so on stdout, waits to be killed.
+	"midframe": childMidFrame,
+	// garbage writes random bytes to its end and exits.
+	"garbage": childGarbage,
 }
 
 // envListFDs makes the test binary print its open descriptors and exit,

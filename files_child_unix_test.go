@@ -297,11 +297,11 @@ func TestFilePassingLeaksNothing(t *testing.T) {
 		return n
 	}
 	pass() // warm up both processes
-	parentBefore, childBefore := openFDs(t), count()
+	parentBefore, childBefore := fdCount(t), count()
 	for range 1000 {
 		pass()
 	}
-	if n := openFDs(t); n != parentBefore {
+	if n := fdCount(t); n != parentBefore {
 		t.Errorf("parent has %d descriptors open after 1000 passes; had %d", n, parentBefore)
 	}
 	if n := count(); n != childBefore {

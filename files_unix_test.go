@@ -25,7 +25,7 @@ func fdDir() string {
 }
 
 // openFDs returns the number of descriptors this process has open.
-func openFDs(t testing.TB) int {
+func fdCount(t testing.TB) int {
 	t.Helper()
 	entries, err := os.ReadDir(fdDir())
 	if err != nil {
@@ -229,7 +229,7 @@ func TestRecvWhenFilesAreNext(t *testing.T) {
 	for _, cfg := range []*procpipe.Config{nil, {NoFileAck: true}} {
 		a, b := pipe(t, cfg)
 		f := contentFile(t, "kept")
-		before := openFDs(t)
+		before := fdCount(t)
 		wait := sendAsync(func() error {
 			if err := a.SendFiles(f); err != nil {
 				return err
@@ -249,7 +249,7 @@ func TestRecvWhenFilesAreNext(t *testing.T) {
 		if ok, err := b.Poll(0); !ok || err != nil {
 			t.Fatalf("Poll with files waiting = %v, %v; want true", ok, err)
 		}
-		if n := openFDs(t); n != before+1 {
+		if n := fdCount(t); n != before+1 {
 			t.Fatalf("%d descriptors open while the files wait; want %d (one received)", n, before+1)
 		}
 		files, err := b.RecvFiles()
@@ -322,7 +322,7 @@ func TestTruncatedFilesLeakNothing(t *testing.T) {
 			a, b := pipe(t, nil)
 			restore()
 			files, _ := contentFiles(t, "t", 5)
-			before := openFDs(t)
+			before := fdCount(t)
 			wait := sendAsync(func() error {
 				if err := a.SendFiles(files...); err != nil {
 					return err
@@ -336,7 +336,7 @@ func TestTruncatedFilesLeakNothing(t *testing.T) {
 			if err := wait(); err != nil {
 				t.Fatal(err)
 			}
-			if n := openFDs(t); n != before {
+			if n := fdCount(t); n != before {
 				t.Fatalf("%d descriptors open after the truncated receive; want %d", n, before)
 			}
 			var s string
@@ -356,7 +356,7 @@ func TestCloseClosesQueuedFiles(t *testing.T) {
 	defer a.Close()
 	files, _ := contentFiles(t, "q", 3)
 	defer closeAll(files)
-	before := openFDs(t)
+	before := fdCount(t)
 	for _, f := range files {
 		if err := a.SendFiles(f); err != nil {
 			t.Fatal(err)
@@ -369,11 +369,11 @@ func TestCloseClosesQueuedFiles(t *testing.T) {
 	if _, err := b.RecvBytes(); !errors.Is(err, procpipe.ErrFilesNext) {
 		t.Fatalf("RecvBytes = %v; want ErrFilesNext", err)
 	}
-	if n := openFDs(t); n <= before {
+	if n := fdCount(t); n <= before {
 		t.Fatalf("%d descriptors open with files queued; want more than %d", n, before)
 	}
 	b.Close()
-	if n := openFDs(t); n != before-1 {
+	if n := fdCount(t); n != before-1 {
 		t.Fatalf("%d descriptors open after Close; want %d (the queued files and the Conn's own closed)", n, before-1)
 	}
 }

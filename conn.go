@@ -57,7 +57,6 @@ type Conn struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	closeErr  error
 
 	dmu    sync.Mutex // guards the deadlines below and their application
 	rdline time.Time  // set by SetReadDeadline
@@ -255,7 +254,7 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 	if !c.canRead {
 		return 0, ErrSendOnly
 	}
-	c.lock(nil, c.rlock)
+	c.lock(context.Background(), c.rlock)
 	defer c.unlock(c.rlock)
 	if c.closed.Load() {
 		return 0, closedError("recv")
@@ -264,10 +263,10 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 		if err == ErrFilesNext {
 			return 0, err
 		}
-		return 0, c.opError("recv", nil, err)
+		return 0, c.opError("recv", context.Background(), err)
 	}
 	n, err := c.rd.ReadFrameInto(p, c.limit)
-	return n, c.opError("recv", nil, err)
+	return n, c.opError("recv", context.Background(), err)
 }
 
 // Poll reports whether a message (or the end of the stream) is waiting to be
@@ -278,7 +277,7 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if !c.canRead {
 		return false, ErrSendOnly
 	}
-	c.lock(nil, c.rlock)
+	c.lock(context.Background(), c.rlock)
 	defer c.unlock(c.rlock)
 	if c.closed.Load() {
 		return false, closedError("poll")
@@ -290,7 +289,7 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 		return true, nil
 	}
 	if ok, err := c.t.Ready(); ok || err != nil {
-		return ok, c.opError("poll", nil, err)
+		return ok, c.opError("poll", context.Background(), err)
 	}
 	if timeout == 0 {
 		return false, nil
@@ -315,7 +314,7 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) && (userDeadline.IsZero() || time.Now().Before(userDeadline)) {
 		return false, nil // the poll's own timeout
 	}
-	return err == nil, c.opError("poll", nil, err)
+	return err == nil, c.opError("poll", context.Background(), err)
 }
 
 // SetDeadline sets the read and write deadlines, as [net.Conn] does: a Send
@@ -336,7 +335,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	c.rdline = t
-	return c.opError("set deadline", nil, c.t.SetReadDeadline(t))
+	return c.opError("set deadline", context.Background(), c.t.SetReadDeadline(t))
 }
 
 // SetWriteDeadline sets the deadline for sending; see [Conn.SetDeadline].
@@ -344,7 +343,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	c.wdline = t
-	return c.opError("set deadline", nil, c.t.SetWriteDeadline(t))
+	return c.opError("set deadline", context.Background(), c.t.SetWriteDeadline(t))
 }
 
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv

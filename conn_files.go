@@ -1,6 +1,7 @@
 package procpipe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -175,7 +176,7 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 		}
 		rcs[i] = rc
 	}
-	c.lock(nil, c.wlock)
+	c.lock(context.Background(), c.wlock)
 	switch {
 	case c.closed.Load():
 		err = closedError(op)
@@ -201,7 +202,7 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 	}
 	c.unlock(c.wlock)
 	if err != nil {
-		return c.opError(op, nil, err)
+		return c.opError(op, context.Background(), err)
 	}
 	if !c.ack {
 		return nil
@@ -330,7 +331,7 @@ func (c *Conn) readAck(op string, ticket uint64) error {
 		}
 		b, err := c.rd.PeekByte()
 		if err != nil {
-			return c.opError(op+": waiting for the acknowledgement", nil, err)
+			return c.opError(op+": waiting for the acknowledgement", context.Background(), err)
 		}
 		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
 			// The peer sent something before its acknowledgement (it
@@ -372,7 +373,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.lock(nil, c.rlock)
+	c.lock(context.Background(), c.rlock)
 	if c.closed.Load() {
 		c.unlock(c.rlock)
 		return nil, closedError(op)
@@ -393,7 +394,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 			if err == ErrFilesNext {
 				return nil, err
 			}
-			return nil, c.opError(op, nil, err)
+			return nil, c.opError(op, context.Background(), err)
 		}
 	}
 	files, consumed, err := c.takeFiles(op, fp)
@@ -420,7 +421,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 // byte. The caller holds the receive lock.
 func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed bool, err error) {
 	if err := c.nextItem(); err != nil {
-		return nil, false, c.opError(op, nil, err)
+		return nil, false, c.opError(op, context.Background(), err)
 	}
 	pos := c.readPos(fp)
 	if !fp.FilesAt(pos) {
@@ -440,7 +441,7 @@ func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed b
 
 // sendAck answers received files. The caller holds the receive lock.
 func (c *Conn) sendAck(op string) error {
-	c.lock(nil, c.wlock)
+	c.lock(context.Background(), c.wlock)
 	defer c.unlock(c.wlock)
 	if c.closed.Load() {
 		return closedError(op)
@@ -449,7 +450,7 @@ func (c *Conn) sendAck(op string) error {
 		return err
 	}
 	_, err := c.t.Write([]byte{ackByte})
-	return c.opError(op+": acknowledging", nil, err)
+	return c.opError(op+": acknowledging", context.Background(), err)
 }
 
 func closeFiles(files []*os.File) {

@@ -28,6 +28,14 @@
 // start ([Process.AddFile], [InheritedFile], environment variable
 // PROCPIPE_FILES).
 //
+// # Many connections, and unrelated processes
+//
+// [Wait] returns the Conns of a list that have a message ready, from one
+// system call, like Python's multiprocessing.connection.wait. [Listen] and
+// [Dial] connect processes that are not parent and child over a Unix socket
+// path, a Linux abstract name or a Windows pipe name, with CPython's HMAC
+// handshake when [Config.AuthKey] is set, like Python's Listener and Client.
+//
 // # Errors
 //
 // Operations on a closed Conn fail with an error matching [net.ErrClosed]; an

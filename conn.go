@@ -170,6 +170,38 @@ func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
 	return c.opError("send", ctx, err)
 }
 
+// SendBytesBatch sends each of msgs as one message, in order, like as many
+// calls to [Conn.SendBytes], but in as few system calls as it can: small
+// messages are copied into a batch and each batch of up to 64 KiB is written
+// at once. The messages of one call are never interleaved with those of
+// other goroutines' sends; each message stays whole. The msgs may be
+// modified once SendBytesBatch returns.
+//
+// It returns how many messages were sent. If any message is larger than
+// the Conn's [Config.MaxMessageSize], none is sent and the error is a
+// [*TooLargeError]. On another error, msgs[:n] were sent whole; if the failed
+// write had written part of a message, the sending side is unusable (errors
+// match [ErrBroken]).
+func (c *Conn) SendBytesBatch(msgs [][]byte) (n int, err error) {
+	if !c.canWrite {
+		return 0, ErrReceiveOnly
+	}
+	if c.limit >= 0 {
+		for _, p := range msgs {
+			if int64(len(p)) > c.limit {
+				return 0, &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
+			}
+		}
+	}
+	c.lock(nil, c.wlock)
+	defer c.unlock(c.wlock)
+	if c.closed.Load() {
+		return 0, closedError("send")
+	}
+	n, err = c.wr.WriteFrames(msgs)
+	return n, c.opError("send", nil, err)
+}
+
 // Recv receives one message and decodes it into v, which must be a non-nil
 // pointer, like Python's recv(). It returns io.EOF when the peer has closed
 // its end (or died) and no message is left.

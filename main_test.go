@@ -58,6 +58,10 @@ var children = map[string]func(*procpipe.Conn) error{
 	"exit3": func(*procpipe.Conn) error { os.Exit(3); return nil },
 	// args sends its os.Args[1:] back.
 	"args": func(conn *procpipe.Conn) error { return conn.Send(os.Args[1:]) },
+	// bench-echo, bench-sink and bench-big serve the benchmarks (bench_test.go).
+	"bench-echo": benchEcho,
+	"bench-sink": benchSink,
+	"bench-big":  benchBig,
 }
 
 // envListFDs makes the test binary print its open descriptors and exit,

@@ -429,14 +429,21 @@ func closedError(op string) error {
 
 // opError turns a transport's error into the one the API promises.
 func (c *Conn) opError(op string, ctx context.Context, err error) error {
+	if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
+		return err
+	}
+	return c.translate(op, ctx, err)
+}
+
+// translate is opError's work for a real error, apart so that the variables
+// errors.As needs (which escape) are not allocated on every call.
+func (c *Conn) translate(op string, ctx context.Context, err error) error {
 	var (
 		tooLarge *TooLargeError
 		tooShort *BufferTooShortError
 		protocol *ProtocolError
 	)
 	switch {
-	case err == nil || err == io.EOF || err == io.ErrUnexpectedEOF:
-		return err
 	case c.closed.Load():
 		return closedError(op)
 	case ctx != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):

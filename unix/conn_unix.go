@@ -32,6 +32,8 @@ type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
 	kind Kind
+	rop  readOp  // the Read in progress (see op.go)
+	wop  writeOp // the Writev in progress
 }
 
 var _ interface {
@@ -54,7 +56,10 @@ func newConn(fd int, name string, kind Kind) (*Conn, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Conn{f: f, rc: rc, kind: kind}, nil
+	c := &Conn{f: f, rc: rc, kind: kind}
+	c.rop.init()
+	c.wop.init(kind == Socket)
+	return c, nil
 }
 
 // Socketpair returns the two ends of a new connected pair of stream sockets
@@ -188,18 +193,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var (
-		n    int
-		serr error
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, serr = unix.Read(int(fd), p)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
+	o := &c.rop
+	o.p, o.spin = p, spinner{}
+	err := c.rc.Read(o.fn)
+	n, serr := o.n, o.err
+	o.p, o.err = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -225,37 +223,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 // SIGPIPE: a write to a peer that is gone fails with EPIPE or ECONNRESET in
 // an [*os.SyscallError].
 func (c *Conn) Writev(bufs [][]byte) (int64, error) {
-	var (
-		total int64
-		serr  error
-	)
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			for len(bufs) > 0 && len(bufs[0]) == 0 {
-				bufs = bufs[1:]
-			}
-			if len(bufs) == 0 {
-				return true
-			}
-			var n int
-			if c.kind == Socket {
-				n, serr = sendmsg(int(fd), bufs)
-			} else {
-				n, serr = writev(int(fd), bufs)
-			}
-			if n > 0 {
-				total += int64(n)
-				bufs = consume(bufs, n)
-			}
-			switch serr {
-			case nil, unix.EINTR:
-			case unix.EAGAIN:
-				return false
-			default:
-				return true
-			}
-		}
-	})
+	o := &c.wop
+	o.bufs, o.total, o.spin = bufs, 0, spinner{}
+	err := c.rc.Write(o.fn)
+	total, serr := o.total, o.err
+	o.bufs, o.err = nil, nil
 	switch {
 	case err != nil:
 		return total, err
@@ -276,10 +248,6 @@ func consume(bufs [][]byte, n int) [][]byte {
 		bufs = bufs[1:]
 	}
 	return bufs
-}
-
-func sendmsg(fd int, bufs [][]byte) (int, error) {
-	return unix.SendmsgBuffers(fd, bufs, nil, nil, sendFlags)
 }
 
 // Ready reports, without blocking, whether a Read would return at once: data

@@ -70,6 +70,7 @@ func Socketpair() (*Conn, *Conn, error) {
 		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
 	for _, fd := range fds {
+		tuneSocket(fd)
 		if err := tune(fd); err != nil {
 			unix.Close(fds[0])
 			unix.Close(fds[1])
@@ -95,6 +96,7 @@ func Pipe() (r, w *Conn, err error) {
 	if err := pipe(&fds); err != nil {
 		return nil, nil, os.NewSyscallError("pipe", err)
 	}
+	tunePipe(fds[1])
 	r, err = newConn(fds[0], "procpipe-pipe-r", PipeRead)
 	if err != nil {
 		unix.Close(fds[1])

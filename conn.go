@@ -44,11 +44,11 @@ type Conn struct {
 	codec    Codec
 	limit    int64 // -1: no limit
 
-	// The receive and send locks are channels so that a caller waiting for
-	// one can give up when its context is done.
-	rlock chan struct{}
+	// The receive and send locks let a caller waiting for one give up when
+	// its context is done.
+	rlock *ctxMutex
 	rd    *frame.Reader
-	wlock chan struct{}
+	wlock *ctxMutex
 	wr    *frame.Writer
 
 	closed    atomic.Bool
@@ -67,8 +67,8 @@ func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
 		canWrite: canWrite,
 		codec:    cfg.codec(),
 		limit:    cfg.limit(),
-		rlock:    make(chan struct{}, 1),
-		wlock:    make(chan struct{}, 1),
+		rlock:    newCtxMutex(),
+		wlock:    newCtxMutex(),
 	}
 	if canRead {
 		c.rd = frame.NewReader(t, cfg.bufferSize())
@@ -370,25 +370,9 @@ func (c *Conn) Close() error {
 
 // lock takes a receive or send lock, giving up when ctx (if not nil) is
 // done.
-func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
-	select {
-	case l <- struct{}{}:
-		return nil
-	default:
-	}
-	if ctx == nil || ctx.Done() == nil {
-		l <- struct{}{}
-		return nil
-	}
-	select {
-	case l <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (c *Conn) lock(ctx context.Context, l *ctxMutex) error { return l.lock(ctx) }
 
-func (c *Conn) unlock(l chan struct{}) { <-l }
+func (c *Conn) unlock(l *ctxMutex) { l.unlock() }
 
 // aLongTimeAgo is a deadline in the past, which interrupts blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)

@@ -20,7 +20,11 @@ def peak_rss():
     return 0
 
 
-def child(mode, rx, tx):
+def child(mode, rx, tx, theirs):
+    # A forked child holds copies of the parent's ends too: close them, or
+    # it never sees the end of the stream.
+    for c in theirs:
+        c.close()
     if mode == "rtt":
         buf = bytearray(64 << 10)
         try:
@@ -66,12 +70,12 @@ def main():
         a, b = ctx.Pipe(True)
         p_rx = p_tx = a
         c_rx = c_tx = b
-        theirs = [b]
+        theirs, ours = [b], [a]
     else:
         c_rx, p_tx = ctx.Pipe(False)
         p_rx, c_tx = ctx.Pipe(False)
-        theirs = [c_rx, c_tx]
-    proc = ctx.Process(target=child, args=(mode, c_rx, c_tx))
+        theirs, ours = [c_rx, c_tx], [p_tx, p_rx]
+    proc = ctx.Process(target=child, args=(mode, c_rx, c_tx, ours))
     proc.start()
     for c in theirs:
         c.close()

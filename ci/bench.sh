@@ -8,13 +8,13 @@
 #
 #	ci/bench.sh            # about 5 minutes on 2 cores
 #	REPS=5 ci/bench.sh
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 OUT=ci/out
 mkdir -p "$OUT"
-go test -c -o "$OUT/procpipe.test" .
-gcc -O2 -Wall -o "$OUT/cbench" ci/bench/cbench.c
+go test -c -o "$OUT/procpipe.test" . || exit 1
+gcc -O2 -Wall -o "$OUT/cbench" ci/bench/cbench.c || exit 1
 PY=${PYTHON:-python3}
 RAW=$OUT/raw.txt
 : >"$RAW"
@@ -35,11 +35,12 @@ record() { # impl cpu command...: keep the benchmark lines, tagged
 	shift 2
 	local pre=()
 	[ "$cpu" = pinned ] && pre=(taskset -c 0)
-	if ! "${pre[@]}" "$@" >"$OUT/last.txt" 2>&1; then
+	if ! timeout 120 ${pre[@]+"${pre[@]}"} "$@" >"$OUT/last.txt" 2>&1; then
 		echo "FAILED: $impl $cpu $*" >&2
 		cat "$OUT/last.txt" >&2
 		return
 	fi
+	grep '^Benchmark' "$OUT/last.txt" || echo "NO RESULT: $impl $cpu $*" >&2
 	grep '^Benchmark' "$OUT/last.txt" | sed -E "s/^(Benchmark[^ \t]*)-[0-9]+/\1/; s/^/$impl $cpu /" >>"$RAW"
 }
 

@@ -226,7 +226,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // an [*os.SyscallError].
 func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	o := &c.wop
-	o.bufs, o.total, o.spin = bufs, 0, spinner{}
+	o.bufs, o.total = bufs, 0
 	err := c.rc.Write(o.fn)
 	total, serr := o.total, o.err
 	o.bufs, o.err = nil, nil

@@ -119,6 +119,7 @@ func main() {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "Medians of %d runs each. Machine: %s.\n", *reps, *machine)
+	fmt.Fprintf(&b, "Ratios are procpipe's value over the other's: for rtt and big lower is better, for the rest higher.\n")
 	fmt.Fprintf(&b, "duplex = socketpair (C: socketpair), oneway = pipes (C: pipe(2)); pinned = both processes on CPU 0 (taskset -c 0).\n")
 	fmt.Fprintf(&b, "Reproduce: `%s`\n\n", *cmd)
 	b.WriteString("| scenario | ends | CPUs | procpipe | C | Python | procpipe/C | procpipe/Python | target |\n")
@@ -201,6 +202,8 @@ func num(v float64) string {
 		return fmt.Sprintf("%.0f k", v/1e3)
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
 	}
-	return fmt.Sprintf("%.3g", v)
+	return fmt.Sprintf("%.3f", v)
 }

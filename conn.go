@@ -48,11 +48,11 @@ type Conn struct {
 	ack  bool       // acknowledge passed files (see Config.NoFileAck)
 	acks acks       // acknowledgements of files this end sent
 
-	// The receive and send locks are channels so that a caller waiting for
-	// one can give up when its context is done.
-	rlock chan struct{}
+	// The receive and send locks let a caller waiting for one give up when
+	// its context is done.
+	rlock *ctxMutex
 	rd    *frame.Reader
-	wlock chan struct{}
+	wlock *ctxMutex
 	wr    *frame.Writer
 
 	closed    atomic.Bool
@@ -72,8 +72,8 @@ func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
 		limit:    cfg.limit(),
 		fp:       passerOf(t),
 		ack:      !cfg.noFileAck(),
-		rlock:    make(chan struct{}, 1),
-		wlock:    make(chan struct{}, 1),
+		rlock:    newCtxMutex(),
+		wlock:    newCtxMutex(),
 	}
 	if canRead {
 		c.rd = frame.NewReader(t, cfg.bufferSize())
@@ -175,6 +175,38 @@ func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
 	err := c.wr.WriteFrame(p)
 	stop()
 	return c.opError("send", ctx, err)
+}
+
+// SendBytesBatch sends each of msgs as one message, in order, like as many
+// calls to [Conn.SendBytes], but in as few system calls as it can: small
+// messages are copied into a batch and each batch of up to 64 KiB is written
+// at once. The messages of one call are never interleaved with those of
+// other goroutines' sends; each message stays whole. The msgs may be
+// modified once SendBytesBatch returns.
+//
+// It returns how many messages were sent. If any message is larger than
+// the Conn's [Config.MaxMessageSize], none is sent and the error is a
+// [*TooLargeError]. On another error, msgs[:n] were sent whole; if the failed
+// write had written part of a message, the sending side is unusable (errors
+// match [ErrBroken]).
+func (c *Conn) SendBytesBatch(msgs [][]byte) (n int, err error) {
+	if !c.canWrite {
+		return 0, ErrReceiveOnly
+	}
+	if c.limit >= 0 {
+		for _, p := range msgs {
+			if int64(len(p)) > c.limit {
+				return 0, &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
+			}
+		}
+	}
+	c.lock(nil, c.wlock)
+	defer c.unlock(c.wlock)
+	if c.closed.Load() {
+		return 0, closedError("send")
+	}
+	n, err = c.wr.WriteFrames(msgs)
+	return n, c.opError("send", nil, err)
 }
 
 // Recv receives one message and decodes it into v, which must be a non-nil
@@ -361,25 +393,9 @@ func (c *Conn) Close() error {
 
 // lock takes a receive or send lock, giving up when ctx (if not nil) is
 // done.
-func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
-	select {
-	case l <- struct{}{}:
-		return nil
-	default:
-	}
-	if ctx == nil || ctx.Done() == nil {
-		l <- struct{}{}
-		return nil
-	}
-	select {
-	case l <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (c *Conn) lock(ctx context.Context, l *ctxMutex) error { return l.lock(ctx) }
 
-func (c *Conn) unlock(l chan struct{}) { <-l }
+func (c *Conn) unlock(l *ctxMutex) { l.unlock() }
 
 // aLongTimeAgo is a deadline in the past, which interrupts blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -420,14 +436,21 @@ func closedError(op string) error {
 
 // opError turns a transport's error into the one the API promises.
 func (c *Conn) opError(op string, ctx context.Context, err error) error {
+	if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
+		return err
+	}
+	return c.translate(op, ctx, err)
+}
+
+// translate is opError's work for a real error, apart so that the variables
+// errors.As needs (which escape) are not allocated on every call.
+func (c *Conn) translate(op string, ctx context.Context, err error) error {
 	var (
 		tooLarge *TooLargeError
 		tooShort *BufferTooShortError
 		protocol *ProtocolError
 	)
 	switch {
-	case err == nil || err == io.EOF || err == io.ErrUnexpectedEOF:
-		return err
 	case c.closed.Load():
 		return closedError(op)
 	case ctx != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):

@@ -307,10 +307,8 @@ func (c *Conn) awaitAck(op string, ticket uint64) error {
 		if done {
 			return nil
 		}
-		select {
-		case <-changed:
+		if !c.rlock.lockUntil(changed) {
 			continue
-		case c.rlock <- struct{}{}:
 		}
 		err := c.readAck(op, ticket)
 		c.unlock(c.rlock)

@@ -71,6 +71,10 @@ var children = map[string]func(*procpipe.Conn) error{
 	"midframe": childMidFrame,
 	// garbage writes random bytes to its end and exits.
 	"garbage": childGarbage,
+	// bench-echo, bench-sink and bench-big serve the benchmarks (bench_test.go).
+	"bench-echo": benchEcho,
+	"bench-sink": benchSink,
+	"bench-big":  benchBig,
 }
 
 // envListFDs makes the test binary print its open descriptors and exit,

@@ -71,9 +71,7 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 // A Conn whose receive lock another goroutine holds reports false: the
 // system call looks at it instead.
 func (c *Conn) buffered() bool {
-	select {
-	case c.rlock <- struct{}{}:
-	default:
+	if !c.rlock.tryLock() {
 		return false
 	}
 	defer c.unlock(c.rlock)

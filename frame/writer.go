@@ -27,6 +27,7 @@ type Writer struct {
 	hdr [LongHeaderSize]byte
 	vec [2][]byte
 	tmp []byte // header plus a small payload, when w has no Writev
+	bat []byte // frames gathered by WriteFrames
 	err error  // sticky: set once a frame was written in part
 }
 
@@ -79,3 +80,79 @@ func (w *Writer) WriteFrame(p []byte) error {
 // [ErrBroken]), or nil: callers that write to the transport between frames
 // check it first.
 func (w *Writer) Err() error { return w.err }
+
+const (
+	// batchSize is how many bytes of frames WriteFrames gathers before it
+	// writes them.
+	batchSize = 64 << 10
+
+	// batchCopy is the largest payload WriteFrames copies into its batch;
+	// a larger one is written on its own, without a copy.
+	batchCopy = 4 << 10
+)
+
+// WriteFrames writes each of ps as one frame, in order. It copies small
+// payloads into a batch and writes each batch of up to 64 KiB with one
+// write, so that a stream of small frames costs few system calls; a large
+// payload is written on its own, as by [Writer.WriteFrame]. It returns the
+// number of frames written whole: on an error, frames ps[:n] were written
+// and the error is that of the write of the next ones; the stream stays
+// usable only if that write wrote nothing.
+func (w *Writer) WriteFrames(ps [][]byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.bat == nil {
+		w.bat = make([]byte, 0, batchSize)
+	}
+	done := 0 // ps[:done] are written
+	for i, p := range ps {
+		if len(p) > batchCopy {
+			if err := w.flush(); err != nil {
+				return done, err
+			}
+			if err := w.WriteFrame(p); err != nil {
+				return i, err
+			}
+			done = i + 1
+			continue
+		}
+		if len(w.bat)+LongHeaderSize+len(p) > cap(w.bat) {
+			if err := w.flush(); err != nil {
+				return done, err
+			}
+			done = i
+		}
+		w.bat = append(AppendHeader(w.bat, uint64(len(p))), p...)
+	}
+	if err := w.flush(); err != nil {
+		return done, err
+	}
+	return len(ps), nil
+}
+
+// flush writes the frames gathered in w.bat and empties it.
+func (w *Writer) flush() error {
+	if len(w.bat) == 0 {
+		return nil
+	}
+	var n int64
+	var err error
+	if w.vw != nil {
+		w.vec[0], w.vec[1] = w.bat, nil
+		n, err = w.vw.Writev(w.vec[:1])
+		w.vec[0] = nil
+	} else {
+		var m int
+		m, err = w.w.Write(w.bat)
+		n = int64(m)
+	}
+	if err == nil && n != int64(len(w.bat)) {
+		err = io.ErrShortWrite
+	}
+	if err != nil && n > 0 {
+		w.err = fmt.Errorf("%w (%v)", ErrBroken, err)
+	}
+	w.bat = w.bat[:0]
+	return err
+}

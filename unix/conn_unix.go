@@ -32,6 +32,8 @@ type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
 	kind Kind
+	rop  readOp  // the Read in progress (see op.go)
+	wop  writeOp // the Writev in progress
 
 	files *fileQueue // descriptors received on a socket; nil on a pipe
 }
@@ -60,6 +62,8 @@ func newConn(fd int, name string, kind Kind) (*Conn, error) {
 	if kind == Socket {
 		c.files = newFileQueue()
 	}
+	c.rop.init(c.files)
+	c.wop.init(kind == Socket)
 	return c, nil
 }
 
@@ -71,6 +75,7 @@ func Socketpair() (*Conn, *Conn, error) {
 		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
 	for _, fd := range fds {
+		tuneSocket(fd)
 		if err := tune(fd); err != nil {
 			unix.Close(fds[0])
 			unix.Close(fds[1])
@@ -96,6 +101,7 @@ func Pipe() (r, w *Conn, err error) {
 	if err := pipe(&fds); err != nil {
 		return nil, nil, os.NewSyscallError("pipe", err)
 	}
+	tunePipe(fds[1])
 	r, err = newConn(fds[0], "procpipe-pipe-r", PipeRead)
 	if err != nil {
 		unix.Close(fds[1])
@@ -196,32 +202,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	o := &c.rop
+	o.p, o.spin = p, spinner{}
+	err := c.rc.Read(o.fn)
+	n, serr := o.n, o.err
+	o.p, o.err = nil, nil
 	if c.files != nil {
-		return c.readSocket(p)
+		c.files.received(n, o.oob[:o.oobn], o.flags, err, serr)
 	}
-	var (
-		n    int
-		serr error
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, serr = unix.Read(int(fd), p)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case serr == unix.ECONNRESET:
-		return 0, io.EOF
-	case serr != nil:
-		return 0, os.NewSyscallError("read", serr)
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
+	return readResult(n, err, serr)
 }
 
 // Write writes all of p; see [Conn.Writev].
@@ -236,37 +225,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 // SIGPIPE: a write to a peer that is gone fails with EPIPE or ECONNRESET in
 // an [*os.SyscallError].
 func (c *Conn) Writev(bufs [][]byte) (int64, error) {
-	var (
-		total int64
-		serr  error
-	)
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			for len(bufs) > 0 && len(bufs[0]) == 0 {
-				bufs = bufs[1:]
-			}
-			if len(bufs) == 0 {
-				return true
-			}
-			var n int
-			if c.kind == Socket {
-				n, serr = sendmsg(int(fd), bufs)
-			} else {
-				n, serr = writev(int(fd), bufs)
-			}
-			if n > 0 {
-				total += int64(n)
-				bufs = consume(bufs, n)
-			}
-			switch serr {
-			case nil, unix.EINTR:
-			case unix.EAGAIN:
-				return false
-			default:
-				return true
-			}
-		}
-	})
+	o := &c.wop
+	o.bufs, o.total = bufs, 0
+	err := c.rc.Write(o.fn)
+	total, serr := o.total, o.err
+	o.bufs, o.err = nil, nil
 	switch {
 	case err != nil:
 		return total, err
@@ -287,10 +250,6 @@ func consume(bufs [][]byte, n int) [][]byte {
 		bufs = bufs[1:]
 	}
 	return bufs
-}
-
-func sendmsg(fd int, bufs [][]byte) (int, error) {
-	return unix.SendmsgBuffers(fd, bufs, nil, nil, sendFlags)
 }
 
 // Ready reports, without blocking, whether a Read would return at once: data

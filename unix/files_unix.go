@@ -52,30 +52,15 @@ func newFileQueue() *fileQueue {
 	return &fileQueue{oob: make([]byte, size)}
 }
 
-// readSocket is Read on a socket: recvmsg with a control buffer, because a
-// plain read(2) makes the kernel close any descriptors that come with the
-// data, and the Conn reads ahead of what its caller has asked for.
-func (c *Conn) readSocket(p []byte) (int, error) {
-	q := c.files
-	var (
-		n, oobn, flags int
-		serr           error
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, oobn, flags, serr = recvmsg(int(fd), p, q.oob)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
-	if err == nil && serr == nil && (oobn > 0 || flags&unix.MSG_CTRUNC != 0) {
-		q.arrived(n, q.oob[:oobn], flags&unix.MSG_CTRUNC != 0)
+// received records what a read of n bytes on the socket brought besides
+// its bytes: the control messages in oob, and the read's flags.
+func (q *fileQueue) received(n int, oob []byte, flags int, err, serr error) {
+	if err == nil && serr == nil && (len(oob) > 0 || flags&unix.MSG_CTRUNC != 0) {
+		q.arrived(n, oob, flags&unix.MSG_CTRUNC != 0)
 	}
 	if err == nil && serr == nil && n > 0 {
 		q.off += int64(n)
 	}
-	return readResult(n, err, serr)
 }
 
 // arrived queues the descriptors a read of n bytes received in control
@@ -290,7 +275,7 @@ func readResult(n int, err, serr error) (int, error) {
 	case serr == unix.ECONNRESET:
 		return 0, io.EOF
 	case serr != nil:
-		return 0, os.NewSyscallError("recvmsg", serr)
+		return 0, os.NewSyscallError("read", serr)
 	case n == 0:
 		return 0, io.EOF
 	}

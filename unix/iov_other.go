@@ -1,0 +1,19 @@
+//go:build unix && !linux
+
+package unix
+
+import "golang.org/x/sys/unix"
+
+// iovecs is a Conn's vectored-write scratch space; elsewhere than on Linux
+// the portable x/sys calls are used, which allocate their own.
+type iovecs struct{}
+
+func (*iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
+	return unix.SendmsgBuffers(fd, bufs, nil, nil, sendFlags)
+}
+
+func (*iovecs) writev(fd int, bufs [][]byte) (int, error) { return writev(fd, bufs) }
+
+func (*iovecs) recvmsg(fd int, p, oob []byte) (n, oobn, flags int, err error) {
+	return recvmsg(fd, p, oob)
+}

@@ -162,8 +162,8 @@ func (r *Reader) checkLimit(n uint64, size int, limit int64) error {
 // ReadFrame reads the next frame and appends its payload to dst. A frame
 // larger than limit bytes (if limit >= 0) is discarded and reported as a
 // [*TooLargeError]; the stream stays usable. The buffer grows with the bytes
-// that actually arrive, never more than 16 times their number ahead of them (32 for payloads of
-// 64 MiB and more).
+// that actually arrive, never more than 16 times their number ahead of them
+// (32 for payloads of 64 MiB and more).
 func (r *Reader) ReadFrame(dst []byte, limit int64) ([]byte, error) {
 	n, size, err := r.header()
 	if err != nil {

@@ -1,4 +1,7 @@
-//go:build !race
+// Linux only: elsewhere the transports use x/sys calls (sendmsg, recvmsg)
+// and os.File I/O that allocate; see unix/iov_other.go.
+
+//go:build linux && !race
 
 package procpipe_test
 

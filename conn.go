@@ -200,7 +200,7 @@ func (c *Conn) SendBytesBatch(msgs [][]byte) (n int, err error) {
 			}
 		}
 	}
-	c.lock(nil, c.wlock)
+	c.lock(context.Background(), c.wlock)
 	defer c.unlock(c.wlock)
 	if c.closed.Load() {
 		return 0, closedError("send")

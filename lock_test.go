@@ -47,7 +47,7 @@ func TestCtxMutex(t *testing.T) {
 		t.Fatalf("counter = %d", counter)
 	}
 
-	m.lock(nil)
+	m.lock(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if err := m.lock(ctx); err != context.DeadlineExceeded {

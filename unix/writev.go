@@ -1,4 +1,4 @@
-//go:build darwin || linux || openbsd || illumos
+//go:build darwin || openbsd || illumos
 
 package unix
 

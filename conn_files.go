@@ -432,7 +432,14 @@ func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed b
 	}
 	if len(files)%256 != int(n) {
 		closeFiles(files)
-		return nil, true, fmt.Errorf("procpipe: %s: %d files arrived, but the peer's count byte says %d (mod 256); closed them", op, len(files), n)
+		err := fmt.Errorf("procpipe: %s: %d files arrived, but the peer's count byte says %d (mod 256); closed them", op, len(files), n)
+		if len(files) < int(n) {
+			// Fewer than announced: some were lost on the way, as
+			// when the control buffer was too small but the system
+			// (or an emulator) did not say so with MSG_CTRUNC.
+			err = fmt.Errorf("%w (%v)", ErrFilesTruncated, err)
+		}
+		return nil, true, err
 	}
 	return files, true, nil
 }

@@ -494,21 +494,6 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	}
 }
 
-// startChildNoCleanup is startChild for tests that close and wait
-// themselves, before their own checks.
-func startChildNoCleanup(t *testing.T, name string) (*procpipe.Conn, *procpipe.Process) {
-	t.Helper()
-	parent, child, err := procpipe.Pipe(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := procpipe.NewProcess(name, child)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return parent, p
-}
-
 // soakMessage is like message, with random content: a sender, a sequence
 // number, size random bytes and a SHA-256 of all that, which parseMessage
 // checks.

@@ -173,6 +173,19 @@ func pipe(t testing.TB, cfg *procpipe.Config) (*procpipe.Conn, *procpipe.Conn) {
 // child at its end.
 func startChild(t testing.TB, name string) (*procpipe.Conn, *procpipe.Process) {
 	t.Helper()
+	parent, p := startChildNoCleanup(t, name)
+	t.Cleanup(func() {
+		parent.Close()
+		p.Kill()
+		p.Wait()
+	})
+	return parent, p
+}
+
+// startChildNoCleanup is startChild for tests that close and wait
+// themselves, before their own checks.
+func startChildNoCleanup(t testing.TB, name string) (*procpipe.Conn, *procpipe.Process) {
+	t.Helper()
 	parent, child, err := procpipe.Pipe(true)
 	if err != nil {
 		t.Fatal(err)
@@ -181,11 +194,6 @@ func startChild(t testing.TB, name string) (*procpipe.Conn, *procpipe.Process) {
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		parent.Close()
-		p.Kill()
-		p.Wait()
-	})
 	return parent, p
 }
 

@@ -60,23 +60,7 @@ func TestChildKilledGivesEOF(t *testing.T) {
 // then closes: the blocked Send must return net.ErrClosed.
 func TestCloseUnblocksSendToChild(t *testing.T) {
 	skipWithoutChildren(t)
-	parent, child, err := procpipe.Pipe(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := procpipe.NewProcess("sink", child)
-	stdin, err := p.Cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); p.Wait() }()
-	var s string
-	if err := parent.Recv(&s); err != nil || s != "ready" {
-		t.Fatalf("Recv = %q, %v", s, err)
-	}
+	parent := startSink(t)
 	done := make(chan error)
 	go func() { done <- parent.SendBytes(make([]byte, 64<<20)) }()
 	parent.Close()

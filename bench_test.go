@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,34 @@ import (
 // envBack names, in a benchmark child on one-way ends, the descriptor of the
 // pipe end it replies on.
 const envBack = "PROCPIPE_BENCH_BACK"
+
+// envChildProfile names, for the benchmarks, a file prefix: each benchmark
+// child then writes a CPU profile of its run to <prefix>-<child>-<pid>.prof
+// (the parent's comes from -test.cpuprofile), e.g.
+//
+//	PROCPIPE_BENCH_CHILD_PROFILE=/tmp/p go test -run '^$' -bench Bulk -cpuprofile /tmp/p-parent.prof
+const envChildProfile = "PROCPIPE_BENCH_CHILD_PROFILE"
+
+// benchProfiled runs a benchmark child under the CPU profiler if
+// envChildProfile asks for it.
+func benchProfiled(name string, f func(*procpipe.Conn) error) func(*procpipe.Conn) error {
+	return func(conn *procpipe.Conn) error {
+		prefix := os.Getenv(envChildProfile)
+		if prefix == "" {
+			return f(conn)
+		}
+		out, err := os.Create(fmt.Sprintf("%s-%s-%d.prof", prefix, name, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+		return f(conn)
+	}
+}
 
 // benchBack returns the end a benchmark child replies on.
 func benchBack(conn *procpipe.Conn) (*procpipe.Conn, error) {

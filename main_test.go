@@ -72,9 +72,9 @@ var children = map[string]func(*procpipe.Conn) error{
 	// garbage writes random bytes to its end and exits.
 	"garbage": childGarbage,
 	// bench-echo, bench-sink and bench-big serve the benchmarks (bench_test.go).
-	"bench-echo": benchEcho,
-	"bench-sink": benchSink,
-	"bench-big":  benchBig,
+	"bench-echo": benchProfiled("bench-echo", benchEcho),
+	"bench-sink": benchProfiled("bench-sink", benchSink),
+	"bench-big":  benchProfiled("bench-big", benchBig),
 }
 
 // envListFDs makes the test binary print its open descriptors and exit,

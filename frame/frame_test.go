@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -91,11 +92,23 @@ func TestRoundTrip(t *testing.T) {
 		payloads = append(payloads, pattern(n, byte(i)))
 	}
 	for _, bufSize := range []int{16, 4096, 0} {
-		// oneByteReader makes every read short, exercising each resume path.
-		for _, slow := range []bool{false, true} {
-			var src io.Reader = frames(payloads...)
-			if slow {
+		// oneByteReader makes every read short, exercising each resume
+		// path; scatterReader takes the path that reads large payloads
+		// straight into their destination, whole or in short reads.
+		for _, mode := range []string{"plain", "one-byte", "scatter", "scatter-short"} {
+			var (
+				src     io.Reader = frames(payloads...)
+				scatter *scatterReader
+			)
+			switch mode {
+			case "one-byte":
 				src = &oneByteReader{src}
+			case "scatter":
+				scatter = &scatterReader{r: src, max: 1 << 30}
+				src = scatter
+			case "scatter-short":
+				scatter = &scatterReader{r: src, max: 1000}
+				src = scatter
 			}
 			r := frame.NewReader(src, bufSize)
 			for i, want := range payloads {
@@ -110,18 +123,62 @@ func TestRoundTrip(t *testing.T) {
 					got = p[:n]
 				}
 				if err != nil {
-					t.Fatalf("buf %d slow %v: frame %d: %v", bufSize, slow, i, err)
+					t.Fatalf("buf %d, %s reads: frame %d: %v", bufSize, mode, i, err)
 				}
 				if !bytes.Equal(got, want) {
-					t.Fatalf("buf %d slow %v: frame %d: payload differs", bufSize, slow, i)
+					t.Fatalf("buf %d, %s reads: frame %d: payload differs", bufSize, mode, i)
 				}
 			}
 			if _, err := r.ReadFrame(nil, -1); err != io.EOF {
 				t.Fatalf("after last frame: %v; want io.EOF", err)
 			}
+			if scatter != nil && scatter.calls == 0 {
+				t.Errorf("buf %d, %s reads: large payloads were not read with ReadScatter", bufSize, mode)
+			}
 		}
 	}
 }
+
+// scatterReader is a frame.ScatterReader that returns at most max bytes per
+// call.
+type scatterReader struct {
+	r     io.Reader
+	max   int
+	calls int // ReadScatter calls with a non-empty q
+}
+
+func (s *scatterReader) Read(p []byte) (int, error) {
+	return s.r.Read(p[:min(len(p), s.max)])
+}
+
+func (s *scatterReader) ReadScatter(p, q []byte) (int, error) {
+	if len(q) > 0 {
+		s.calls++
+	}
+	n, err := io.ReadFull(s.r, p[:min(len(p), s.max)])
+	if n < len(p) || n == s.max {
+		return n, err
+	}
+	m, err := s.r.Read(q[:min(len(q), s.max-n)])
+	return n + m, err
+}
+
+// TestScatterInvalidCount checks that a transport claiming more bytes than
+// the two buffers hold gives an error, not a slice out of range.
+func TestScatterInvalidCount(t *testing.T) {
+	r := frame.NewReader(liar{frames(pattern(1<<20, 1))}, 0)
+	if _, err := r.ReadFrame(nil, -1); err == nil || !strings.Contains(err.Error(), "invalid count") {
+		t.Fatalf("got %v; want an invalid count error", err)
+	}
+}
+
+// liar reads correctly with Read but claims one byte too many from
+// ReadScatter.
+type liar struct{ r io.Reader }
+
+func (l liar) Read(p []byte) (int, error) { return l.r.Read(p) }
+
+func (l liar) ReadScatter(p, q []byte) (int, error) { return len(p) + len(q) + 1, nil }
 
 type oneByteReader struct{ r io.Reader }
 

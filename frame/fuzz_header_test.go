@@ -90,10 +90,14 @@ func FuzzReadFrameInto(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 'x'}, uint16(512), int64(-1), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, bufLen uint16, limit int64, chunk uint8) {
 		// chunk > 0 makes every transport read return at most chunk
-		// bytes, which takes the resume paths.
+		// bytes, which takes the resume paths; an even chunk reads
+		// large payloads with ReadScatter.
 		src := func() io.Reader {
-			if chunk == 0 {
+			switch {
+			case chunk == 0:
 				return bytes.NewReader(data)
+			case chunk%2 == 0:
+				return &scatterReader{r: bytes.NewReader(data), max: int(chunk)}
 			}
 			return &chunkReader{data: data, n: int(chunk)}
 		}

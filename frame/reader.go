@@ -22,6 +22,24 @@ const firstChunk = 64 << 10
 // short: the reader no longer knows where the next frame starts.
 var ErrBroken = errors.New("procpipe: stream out of sync: an earlier error cut a message short")
 
+// scatterTail is how much of the stream after a large payload a
+// [ScatterReader] is asked for in the same read: enough for the next frame's
+// header and a few small frames, little enough that when the next frame is
+// large too, the part of it that lands in the buffer (and is copied out) is
+// small.
+const scatterTail = 4 << 10
+
+// A ScatterReader is a transport that can read into two buffers at once, as
+// readv(2) does: ReadScatter fills p before it writes anything to q and
+// returns the total number of bytes read (0 < n <= len(p)+len(q), or an
+// error). A Reader reads a large payload straight into its destination with
+// it and takes the start of the next frame in the same call, so that large
+// messages are neither copied on receipt nor cost an extra read for the
+// header that follows. A transport may read into p only.
+type ScatterReader interface {
+	ReadScatter(p, q []byte) (int, error)
+}
+
 // A Reader reads whole frames from a byte stream. It buffers reads, so many
 // small frames cost one read from the transport, and reads large payloads
 // straight into the caller's memory.
@@ -228,34 +246,52 @@ func grow(dst []byte, got, n int) []byte {
 }
 
 // readInto fills p from the buffer, or straight from the transport when p is
-// at least as large as the buffer, and returns how many bytes it wrote.
+// large, and returns how many bytes it wrote.
 func (r *Reader) readInto(p []byte) (int, error) {
 	if r.r < r.w {
 		n := copy(p, r.buf[r.r:r.w])
 		r.r += n
 		return n, nil
 	}
-	if len(p) >= len(r.buf) {
-		for range 100 {
-			n, err := r.rd.Read(p)
-			if n < 0 || n > len(p) {
-				return 0, errors.New("procpipe: transport returned an invalid count")
-			}
-			if n > 0 {
-				return n, nil
-			}
-			if err != nil {
-				return 0, err
-			}
+	var q []byte // the part of the buffer a scatter read fills after p
+	sr, scatter := r.rd.(ScatterReader)
+	switch {
+	case scatter && len(p) >= min(len(r.buf), scatterTail):
+		r.r, r.w = 0, 0
+		q = r.buf[:min(len(r.buf), scatterTail)]
+	case len(p) >= len(r.buf):
+		scatter = false
+	default:
+		if err := r.fill(); err != nil {
+			return 0, err
 		}
-		return 0, io.ErrNoProgress
+		n := copy(p, r.buf[r.r:r.w])
+		r.r += n
+		return n, nil
 	}
-	if err := r.fill(); err != nil {
-		return 0, err
+	for range 100 {
+		var (
+			n   int
+			err error
+		)
+		if scatter {
+			n, err = sr.ReadScatter(p, q)
+		} else {
+			n, err = r.rd.Read(p)
+		}
+		if n < 0 || n > len(p)+len(q) {
+			return 0, errors.New("procpipe: transport returned an invalid count")
+		}
+		if n > 0 {
+			m := min(n, len(p))
+			r.w += n - m // what went to q
+			return m, nil
+		}
+		if err != nil {
+			return 0, err
+		}
 	}
-	n := copy(p, r.buf[r.r:r.w])
-	r.r += n
-	return n, nil
+	return 0, io.ErrNoProgress
 }
 
 // ReadFrameInto reads the next frame into p and returns its length. A frame

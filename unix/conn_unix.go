@@ -198,15 +198,22 @@ func (c *Conn) File() *os.File { return c.f }
 // its end or is gone (a reset counts as gone). On a socket it also keeps the
 // descriptors that arrive with the data, until they are taken (see
 // [Conn.FilesAt]) or the Conn is closed.
-func (c *Conn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) { return c.ReadScatter(p, nil) }
+
+// ReadScatter is [Conn.Read] into p and then q: on Linux one readv(2) or
+// recvmsg(2) fills p and puts what follows in q, so a caller reading a large
+// payload into its destination also gets the start of the next message
+// without a second system call or a copy. Elsewhere it reads into p only.
+// It returns the total number of bytes read.
+func (c *Conn) ReadScatter(p, q []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	o := &c.rop
-	o.p, o.spin = p, spinner{}
+	o.p, o.q, o.spin = p, q, spinner{}
 	err := c.rc.Read(o.fn)
 	n, serr := o.n, o.err
-	o.p, o.err = nil, nil
+	o.p, o.q, o.err = nil, nil, nil
 	if c.files != nil {
 		c.files.received(n, o.oob[:o.oobn], o.flags, err, serr)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 
 	ppunix "github.com/procpipe/procpipe/unix"
@@ -134,5 +135,49 @@ func TestWritevLarge(t *testing.T) {
 	}
 	if err := b.Close(); err != nil {
 		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// TestReadScatter checks that ReadScatter fills p before q and, on Linux,
+// takes what follows p in the same call, on a socket and on a pipe.
+func TestReadScatter(t *testing.T) {
+	for _, kind := range []string{"socket", "pipe"} {
+		t.Run(kind, func(t *testing.T) {
+			var r, w *ppunix.Conn
+			var err error
+			if kind == "socket" {
+				r, w, err = ppunix.Socketpair()
+			} else {
+				r, w, err = ppunix.Pipe()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			defer w.Close()
+			data := make([]byte, 1000)
+			for i := range data {
+				data[i] = byte(i * 7)
+			}
+			if _, err := w.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			p, q := make([]byte, 600), make([]byte, 600)
+			n, err := r.ReadScatter(p, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := len(data)
+			if runtime.GOOS != "linux" {
+				want = len(p) // elsewhere a ReadScatter reads into p only
+			}
+			if n != want {
+				t.Fatalf("ReadScatter = %d bytes; want %d", n, want)
+			}
+			got := append(p[:min(n, len(p))], q[:n-min(n, len(p))]...)
+			if !bytes.Equal(got, data[:n]) {
+				t.Fatal("data differs, or q was filled before p")
+			}
+		})
 	}
 }

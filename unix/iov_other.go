@@ -14,6 +14,10 @@ func (*iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
 
 func (*iovecs) writev(fd int, bufs [][]byte) (int, error) { return writev(fd, bufs) }
 
-func (*iovecs) recvmsg(fd int, p, oob []byte) (n, oobn, flags int, err error) {
+// recvmsg receives into p only: q is a hint that a Read may ignore.
+func (*iovecs) recvmsg(fd int, p, q, oob []byte) (n, oobn, flags int, err error) {
 	return recvmsg(fd, p, oob)
 }
+
+// read reads into p only, like recvmsg.
+func (*iovecs) read(fd int, p, q []byte) (int, error) { return unix.Read(fd, p) }

@@ -37,7 +37,7 @@ func (s *spinner) again() bool {
 // captures. A Conn's Reads are serialised by its caller, as are its Writes,
 // so one of each suffices.
 type readOp struct {
-	p     []byte
+	p, q  []byte // q, if not empty, takes what does not fit p (see ReadScatter)
 	n     int
 	err   error
 	oob   []byte // a socket's control buffer (see fileQueue); nil on a pipe
@@ -55,15 +55,16 @@ func (o *readOp) init(files *fileQueue) {
 	o.fn = o.do
 }
 
-// do reads once into o.p (with recvmsg on a socket); it tells the poller to park the goroutine only
-// after retrying for a while (see spinFor) found nothing to read.
+// do reads once into o.p and o.q (with recvmsg on a socket); it tells the
+// poller to park the goroutine only after retrying for a while (see spinFor)
+// found nothing to read.
 func (o *readOp) do(fd uintptr) bool {
 	for {
 		if o.oob != nil {
 			// recvmsg, so that passed descriptors are never dropped.
-			o.n, o.oobn, o.flags, o.err = o.vec.recvmsg(int(fd), o.p, o.oob)
+			o.n, o.oobn, o.flags, o.err = o.vec.recvmsg(int(fd), o.p, o.q, o.oob)
 		} else {
-			o.n, o.err = unix.Read(int(fd), o.p)
+			o.n, o.err = o.vec.read(int(fd), o.p, o.q)
 		}
 		switch o.err {
 		case unix.EINTR:

@@ -50,6 +50,12 @@ type Reader struct {
 	buf  []byte
 	r, w int   // buf[r:w] is buffered and not yet consumed
 	err  error // sticky: set once the stream is out of sync
+
+	// scattered is set when a payload was read with ReadScatter: the
+	// next fill then reads at most scatterTail bytes, so that if the
+	// frame it starts is large too, little of it is copied through the
+	// buffer before the rest goes straight to its destination.
+	scattered bool
 }
 
 // NewReader returns a Reader that reads frames from rd through a buffer of
@@ -82,9 +88,14 @@ func (r *Reader) fill() error {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
 	}
+	end := len(r.buf)
+	if r.scattered {
+		end = min(end, r.w+scatterTail)
+		r.scattered = false
+	}
 	for range 100 {
-		n, err := r.rd.Read(r.buf[r.w:])
-		if n < 0 || n > len(r.buf)-r.w {
+		n, err := r.rd.Read(r.buf[r.w:end])
+		if n < 0 || n > end-r.w {
 			return errors.New("procpipe: transport returned an invalid count")
 		}
 		r.w += n
@@ -259,6 +270,7 @@ func (r *Reader) readInto(p []byte) (int, error) {
 	case scatter && len(p) >= min(len(r.buf), scatterTail):
 		r.r, r.w = 0, 0
 		q = r.buf[:min(len(r.buf), scatterTail)]
+		r.scattered = true
 	case len(p) >= len(r.buf):
 		scatter = false
 	default:

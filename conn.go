@@ -71,7 +71,7 @@ func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
 		codec:    cfg.codec(),
 		limit:    cfg.limit(),
 		fp:       passerOf(t),
-		ack:      !cfg.noFileAck(),
+		ack:      filesAlwaysAcked || !cfg.noFileAck(),
 		rlock:    newCtxMutex(),
 		wlock:    newCtxMutex(),
 	}
@@ -387,6 +387,7 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		err = c.t.Close()
+		c.acks.close()
 	})
 	return err
 }

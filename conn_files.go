@@ -32,8 +32,16 @@ var (
 	ErrMessageNext = errors.New("procpipe: recv files: the next item is a message, not passed files (receive it with Recv)")
 
 	// ErrNotSocket is returned by the file-passing methods on a one-way
-	// Conn (a pipe): files pass only over a duplex Conn (a Unix socket).
-	ErrNotSocket = errors.New("procpipe: files pass only over a duplex Conn (a socket), not a one-way pipe")
+	// Conn: files pass only over a duplex Conn (on Unix a socket, on
+	// Windows a duplex named pipe, which carries the acknowledgement back).
+	ErrNotSocket = errors.New("procpipe: files pass only over a duplex Conn, not a one-way pipe")
+
+	// ErrSocketHandle is wrapped by the error of a call that passes a
+	// socket on Windows, where a socket cannot be passed as a handle
+	// (Windows documents DuplicateHandle as unsupported for sockets;
+	// WSADuplicateSocket is the way). Nothing is sent. It matches
+	// [errors.ErrUnsupported].
+	ErrSocketHandle = fmt.Errorf("procpipe: sockets cannot be passed as handles on Windows: %w", errors.ErrUnsupported)
 
 	// ErrTooManyFiles is wrapped by the error for a call that passes more
 	// than [MaxFiles] files (or none); nothing is sent.

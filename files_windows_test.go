@@ -268,6 +268,54 @@ func TestWindowsCorruptHandleItems(t *testing.T) {
 	}
 }
 
+// TestWindowsHandlesHeldUntilAck has the peer send a message before its
+// acknowledgement: SendFiles stops waiting, as on Unix, but the handles it
+// sent stay valid until a receiving call consumes the acknowledgement.
+func TestWindowsHandlesHeldUntilAck(t *testing.T) {
+	a, b := pipe(t, nil)
+	f := contentFile(t, "held")
+	defer f.Close()
+	before := fdCount(t)
+	wait := sendAsync(func() error { return a.SendFiles(f) })
+	item := make([]byte, 10+8)
+	if _, err := io.ReadFull(procpipe.FileForTest(b), item); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send("first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("SendFiles when a message comes before the acknowledgement: %v", err)
+	}
+	self := xwindows.CurrentProcess()
+	var dup xwindows.Handle
+	v := xwindows.Handle(binary.BigEndian.Uint64(item[10:]))
+	if err := xwindows.DuplicateHandle(self, v, self, &dup, 0, false, xwindows.DUPLICATE_SAME_ACCESS); err != nil {
+		t.Fatalf("the handle sent is not valid after SendFiles returned: %v", err)
+	}
+	if got, err := readFiles([]*os.File{os.NewFile(uintptr(dup), "dup")}); err != nil || got[0] != "held" {
+		t.Fatalf("the handle sent reads %q, %v", got, err)
+	}
+	if n := fdCount(t); n != before+1 {
+		t.Fatalf("%d handles open before the acknowledgement; want %d (the private duplicate)", n, before+1)
+	}
+	if _, err := procpipe.FileForTest(b).Write([]byte{'A'}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send("second"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"first", "second"} {
+		var s string
+		if err := a.Recv(&s); err != nil || s != want {
+			t.Fatalf("Recv = %q, %v; want %q", s, err, want)
+		}
+	}
+	if n := fdCount(t); n != before {
+		t.Fatalf("%d handles open after the acknowledgement was consumed; want %d", n, before)
+	}
+}
+
 // TestWindowsCloseReleasesHeldHandles closes a sender that waits for an
 // acknowledgement that never comes: its private duplicates are closed.
 func TestWindowsCloseReleasesHeldHandles(t *testing.T) {

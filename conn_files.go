@@ -93,9 +93,20 @@ type filePasser interface {
 // it), and waits for ever, like CPython, for a peer that neither
 // acknowledges nor sends anything: set the Conn's read deadline to bound it.
 //
-// Files pass only over a duplex Conn on Unix; other Conns return an error
-// matching [ErrNotSocket], or [errors.ErrUnsupported] on systems without
-// support yet.
+// On Windows the peer pulls the handles (the wire form is in the package
+// documentation, "Passing files"): SendFiles writes this process's ID and
+// the values of private duplicates of the files' handles, the peer
+// duplicates them out of this process and acknowledges, and SendFiles waits
+// for that acknowledgement whatever [Config.NoFileAck] says. The private
+// duplicates stay open until the acknowledgement is consumed, even if
+// SendFiles stopped waiting early as above, or until the Conn is closed:
+// closing it before the peer took them makes the peer's RecvFiles fail. This
+// works between Go processes only: CPython's send_handle on Windows pickles
+// a DupHandle object, a different wire form. A socket cannot be passed on
+// Windows (the error matches [ErrSocketHandle]).
+//
+// Files pass only over a duplex Conn; other Conns return an error matching
+// [ErrNotSocket].
 func (c *Conn) SendFiles(files ...*os.File) error {
 	conns, err := fileConns("send files", files)
 	if err != nil {
@@ -109,6 +120,12 @@ func (c *Conn) SendFiles(files ...*os.File) error {
 // [Conn.SendFiles] passes a file. The peer receives an *os.File with
 // [Conn.RecvFiles] and may turn it back into a listener or connection with
 // [net.FileListener] or [net.FileConn]. conn stays open and the caller's.
+//
+// On Windows, conn may be anything whose SyscallConn gives a handle other
+// than a socket: a file, a pipe, or the file under another Conn (the peer
+// makes it a Conn with [NewConn]). Sockets are refused with an error
+// matching [ErrSocketHandle], because Windows does not support
+// DuplicateHandle on them.
 func (c *Conn) SendConn(conn syscall.Conn) error {
 	if conn == nil {
 		return fmt.Errorf("procpipe: send conn: nil conn: %w", os.ErrInvalid)
@@ -138,6 +155,18 @@ func (c *Conn) SendWithFiles(v any, files ...*os.File) error {
 // RecvFiles receives the files the peer passed with [Conn.SendFiles] (or
 // CPython's reduction.sendfds), which must be the next item on the Conn. The
 // files are new descriptors, close-on-exec, owned by the caller.
+//
+// On Windows the files are new handles, not inheritable, that RecvFiles
+// duplicated out of the sending process (see [Conn.SendFiles]); it always
+// acknowledges them, whatever [Config.NoFileAck] says. A handle opened for
+// overlapped I/O that is on another process's completion port (the pipe
+// under a Conn, say) works in the received file, but without deadlines:
+// see [github.com/procpipe/procpipe/windows.DuplicateFileTo]. If the handles
+// cannot be duplicated (the sender is gone, or a value is not a handle
+// there), the error is an [*os.SyscallError] naming OpenProcess or
+// DuplicateHandle, no handle is left open, and the Conn stays usable; a
+// malformed item leaves the receiving side unusable (errors match
+// [ErrBroken]).
 //
 // If the next item is a message, RecvFiles leaves it for Recv and returns an
 // error matching [ErrMessageNext]. Files that did not fit this end's buffer

@@ -158,7 +158,10 @@ func (c *Conn) SendWithFiles(v any, files ...*os.File) error {
 //
 // On Windows the files are new handles, not inheritable, that RecvFiles
 // duplicated out of the sending process (see [Conn.SendFiles]); it always
-// acknowledges them, whatever [Config.NoFileAck] says. A handle opened for
+// acknowledges them, whatever [Config.NoFileAck] says. It trusts the peer to
+// name itself: it duplicates out of whichever process the item names, if
+// it may open that process with PROCESS_DUP_HANDLE, as CPython's DupHandle
+// does. A handle opened for
 // overlapped I/O that is on another process's completion port (the pipe
 // under a Conn, say) works in the received file, but without deadlines:
 // see [github.com/procpipe/procpipe/windows.DuplicateFileTo]. If the handles

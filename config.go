@@ -42,7 +42,9 @@ type Config struct {
 	// 'A', and the sender waits for it, as CPython 3.14 and later do on
 	// every system. CPython 3.13 and earlier acknowledge only on macOS:
 	// set NoFileAck on a Conn whose peer is such a Python on any other
-	// system (Linux, the BSDs). Both ends must agree.
+	// system (Linux, the BSDs). Both ends must agree. It has no effect on
+	// Windows, where the receiver always acknowledges: the sender must keep
+	// its handles open until the receiver has duplicated them.
 	NoFileAck bool
 }
 

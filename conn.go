@@ -71,7 +71,7 @@ func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
 		codec:    cfg.codec(),
 		limit:    cfg.limit(),
 		fp:       passerOf(t),
-		ack:      !cfg.noFileAck(),
+		ack:      filesAlwaysAcked || !cfg.noFileAck(),
 		rlock:    newCtxMutex(),
 		wlock:    newCtxMutex(),
 	}
@@ -380,13 +380,15 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv
 // or Poll return an error matching [net.ErrClosed], as do later calls. Passed
-// files received but not yet taken with [Conn.RecvFiles] are closed. Close
-// may be called more than once; calls after the first return nil.
+// files received but not yet taken with [Conn.RecvFiles] are closed, and on
+// Windows so are the handles a [Conn.SendFiles] still keeps for the peer.
+// Close may be called more than once; calls after the first return nil.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		err = c.t.Close()
+		c.acks.close()
 	})
 	return err
 }

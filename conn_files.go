@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/procpipe/procpipe/frame"
 )
 
 // MaxFiles is the most files one call passes: Linux's SCM_MAX_FD, used on
@@ -30,8 +32,16 @@ var (
 	ErrMessageNext = errors.New("procpipe: recv files: the next item is a message, not passed files (receive it with Recv)")
 
 	// ErrNotSocket is returned by the file-passing methods on a one-way
-	// Conn (a pipe): files pass only over a duplex Conn (a Unix socket).
-	ErrNotSocket = errors.New("procpipe: files pass only over a duplex Conn (a socket), not a one-way pipe")
+	// Conn: files pass only over a duplex Conn (on Unix a socket, on
+	// Windows a duplex named pipe, which carries the acknowledgement back).
+	ErrNotSocket = errors.New("procpipe: files pass only over a duplex Conn, not a one-way pipe")
+
+	// ErrSocketHandle is wrapped by the error of a call that passes a
+	// socket on Windows, where a socket cannot be passed as a handle
+	// (Windows documents DuplicateHandle as unsupported for sockets;
+	// WSADuplicateSocket is the way). Nothing is sent. It matches
+	// [errors.ErrUnsupported].
+	ErrSocketHandle = fmt.Errorf("procpipe: sockets cannot be passed as handles on Windows: %w", errors.ErrUnsupported)
 
 	// ErrTooManyFiles is wrapped by the error for a call that passes more
 	// than [MaxFiles] files (or none); nothing is sent.
@@ -43,19 +53,29 @@ var (
 	ErrFilesTruncated = errors.New("procpipe: recv files: files lost: the control message was truncated")
 )
 
-// filePasser is a transport that can carry files: on Unix, a socket.
+// A filePasser carries files on a Conn's byte stream, as items between
+// messages; each system has its own (files_unix.go, files_windows.go). The
+// Conn's receive lock serialises filesNext and takeFiles, its send lock
+// writeFiles.
 type filePasser interface {
-	// ReadOffset returns how many bytes Read has returned so far.
-	ReadOffset() int64
-	// FilesAt reports whether files came with the stream byte at off.
-	FilesAt(off int64) bool
-	// TakeFiles removes and returns the files that came with the byte
-	// at off.
-	TakeFiles(off int64) ([]*os.File, error)
-	// WriteFiles sends the one-byte message b with the descriptors of
-	// conns attached, calling before (if not nil) first, once it holds
-	// them all; it sends nothing if before fails.
-	WriteFiles(b byte, conns []syscall.RawConn, before func() error) error
+	// filesNext reports whether the next item on the stream, whose first
+	// byte rd has buffered, is passed files. It consumes nothing, and
+	// reads from the transport only if the first byte cannot tell.
+	filesNext(rd *frame.Reader) (bool, error)
+
+	// takeFiles consumes the passed files that filesNext found next and
+	// returns them, the caller's to close. It reports whether it consumed
+	// them: the peer then waits for an acknowledgement (if those are on),
+	// whatever the error.
+	takeFiles(op string, rd *frame.Reader) (files []*os.File, consumed bool, err error)
+
+	// writeFiles sends the files under conns as one item, after wr's
+	// frames. If before is not nil it is called first, once nothing but a
+	// failing write can stop the files from following, and nothing is sent
+	// if it fails. A non-nil release must be called once the peer has
+	// acknowledged the item, or the Conn is closed: it frees what the peer
+	// still needs until then.
+	writeFiles(wr *frame.Writer, conns []syscall.RawConn, before func() error) (release func(), err error)
 }
 
 // SendFiles passes files to the peer, which receives duplicates of them, in
@@ -73,9 +93,20 @@ type filePasser interface {
 // it), and waits for ever, like CPython, for a peer that neither
 // acknowledges nor sends anything: set the Conn's read deadline to bound it.
 //
-// Files pass only over a duplex Conn on Unix; other Conns return an error
-// matching [ErrNotSocket], or [errors.ErrUnsupported] on systems without
-// support yet.
+// On Windows the peer pulls the handles (the wire form is in the package
+// documentation, "Passing files"): SendFiles writes this process's ID and
+// the values of private duplicates of the files' handles, the peer
+// duplicates them out of this process and acknowledges, and SendFiles waits
+// for that acknowledgement whatever [Config.NoFileAck] says. The private
+// duplicates stay open until the acknowledgement is consumed, even if
+// SendFiles stopped waiting early as above, or until the Conn is closed:
+// closing it before the peer took them makes the peer's RecvFiles fail. This
+// works between Go processes only: CPython's send_handle on Windows pickles
+// a DupHandle object, a different wire form. A socket cannot be passed on
+// Windows (the error matches [ErrSocketHandle]).
+//
+// Files pass only over a duplex Conn; other Conns return an error matching
+// [ErrNotSocket].
 func (c *Conn) SendFiles(files ...*os.File) error {
 	conns, err := fileConns("send files", files)
 	if err != nil {
@@ -89,6 +120,12 @@ func (c *Conn) SendFiles(files ...*os.File) error {
 // [Conn.SendFiles] passes a file. The peer receives an *os.File with
 // [Conn.RecvFiles] and may turn it back into a listener or connection with
 // [net.FileListener] or [net.FileConn]. conn stays open and the caller's.
+//
+// On Windows, conn may be anything whose SyscallConn gives a handle other
+// than a socket: a file, a pipe, or the file under another Conn (the peer
+// makes it a Conn with [NewConn]). Sockets are refused with an error
+// matching [ErrSocketHandle], because Windows does not support
+// DuplicateHandle on them.
 func (c *Conn) SendConn(conn syscall.Conn) error {
 	if conn == nil {
 		return fmt.Errorf("procpipe: send conn: nil conn: %w", os.ErrInvalid)
@@ -118,6 +155,21 @@ func (c *Conn) SendWithFiles(v any, files ...*os.File) error {
 // RecvFiles receives the files the peer passed with [Conn.SendFiles] (or
 // CPython's reduction.sendfds), which must be the next item on the Conn. The
 // files are new descriptors, close-on-exec, owned by the caller.
+//
+// On Windows the files are new handles, not inheritable, that RecvFiles
+// duplicated out of the sending process (see [Conn.SendFiles]); it always
+// acknowledges them, whatever [Config.NoFileAck] says. It trusts the peer to
+// name itself: it duplicates out of whichever process the item names, if
+// it may open that process with PROCESS_DUP_HANDLE, as CPython's DupHandle
+// does. A handle opened for
+// overlapped I/O that is on another process's completion port (the pipe
+// under a Conn, say) works in the received file, but without deadlines:
+// see [github.com/procpipe/procpipe/windows.DuplicateFileTo]. If the handles
+// cannot be duplicated (the sender is gone, or a value is not a handle
+// there), the error is an [*os.SyscallError] naming OpenProcess or
+// DuplicateHandle, no handle is left open, and the Conn stays usable; a
+// malformed item leaves the receiving side unusable (errors match
+// [ErrBroken]).
 //
 // If the next item is a message, RecvFiles leaves it for Recv and returns an
 // error matching [ErrMessageNext]. Files that did not fit this end's buffer
@@ -189,20 +241,27 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 		// cannot fail to follow for being closed meanwhile.
 		before = func() error { return c.wr.WriteFrame(msg) }
 	}
-	var ticket uint64
+	var (
+		ticket  uint64
+		release func()
+	)
 	if err == nil {
 		// Expect the acknowledgement before it can arrive, so that any
 		// receiving call that meets it knows it for one.
 		if c.ack {
 			ticket = c.acks.expect()
 		}
-		if err = fp.WriteFiles(byte(len(rcs)%256), rcs, before); err != nil && c.ack {
+		if release, err = fp.writeFiles(c.wr, rcs, before); err != nil && c.ack {
 			c.acks.unexpect()
 		}
 	}
 	c.unlock(c.wlock)
 	if err != nil {
 		return c.opError(op, context.Background(), err)
+	}
+	if release != nil {
+		// Only where acknowledgements are always on (Windows).
+		c.acks.hold(ticket, release)
 	}
 	if !c.ack {
 		return nil
@@ -223,6 +282,40 @@ type acks struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when seen grows
+	held    []held        // in ticket order: released once seen reaches them
+	closed  bool          // the Conn is closed: release at once
+}
+
+// held is what a sender keeps for its peer until the acknowledgement with
+// the ticket is consumed.
+type held struct {
+	ticket  uint64
+	release func()
+}
+
+// hold keeps release until the acknowledgement with the ticket is consumed,
+// or the Conn is closed, and then calls it.
+func (a *acks) hold(ticket uint64, release func()) {
+	a.mu.Lock()
+	if a.seen.Load() < ticket && !a.closed {
+		a.held = append(a.held, held{ticket, release})
+		release = nil
+	}
+	a.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// close releases everything held, and from now on releases at once.
+func (a *acks) close() {
+	a.mu.Lock()
+	h := a.held
+	a.held, a.closed = nil, true
+	a.mu.Unlock()
+	for _, x := range h {
+		x.release()
+	}
 }
 
 // expect notes one more acknowledgement to come and returns its ticket.
@@ -251,11 +344,20 @@ func (a *acks) wait(ticket uint64) (bool, <-chan struct{}) {
 
 func (a *acks) consumed() {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.seen.Add(1)
+	seen := a.seen.Add(1)
 	if a.changed != nil {
 		close(a.changed)
 		a.changed = nil
+	}
+	i := 0
+	for i < len(a.held) && a.held[i].ticket <= seen {
+		i++
+	}
+	done := a.held[:i:i]
+	a.held = a.held[i:]
+	a.mu.Unlock()
+	for _, x := range done {
+		x.release()
 	}
 }
 
@@ -271,8 +373,11 @@ func (c *Conn) skipAcks(block bool) error {
 		if err != nil {
 			return err
 		}
-		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
+		if b != ackByte {
 			return nil
+		}
+		if files, err := c.fp.filesNext(c.rd); files || err != nil {
+			return err
 		}
 		c.rd.ReadByte()
 		c.acks.consumed()
@@ -331,7 +436,13 @@ func (c *Conn) readAck(op string, ticket uint64) error {
 		if err != nil {
 			return c.opError(op+": waiting for the acknowledgement", context.Background(), err)
 		}
-		if b != ackByte || c.fp.FilesAt(c.readPos(c.fp)) {
+		files := false
+		if b == ackByte {
+			if files, err = c.fp.filesNext(c.rd); err != nil {
+				return c.opError(op+": waiting for the acknowledgement", context.Background(), err)
+			}
+		}
+		if b != ackByte || files {
 			// The peer sent something before its acknowledgement (it
 			// may be answering from another goroutine), and nobody is
 			// receiving it. Waiting here for that to change could wait
@@ -344,12 +455,6 @@ func (c *Conn) readAck(op string, ticket uint64) error {
 	}
 }
 
-// readPos returns the stream offset of the next byte the Conn's reader will
-// consume. The caller holds the receive lock.
-func (c *Conn) readPos(fp filePasser) int64 {
-	return fp.ReadOffset() - int64(c.rd.Buffered())
-}
-
 // filesAhead returns ErrFilesNext if the next item on the stream is passed
 // files, reading from the transport if nothing is buffered. The caller holds
 // the receive lock.
@@ -360,10 +465,11 @@ func (c *Conn) filesAhead() error {
 	if err := c.nextItem(); err != nil {
 		return err
 	}
-	if c.fp.FilesAt(c.readPos(c.fp)) {
+	files, err := c.fp.filesNext(c.rd)
+	if files {
 		return ErrFilesNext
 	}
-	return nil
+	return err
 }
 
 func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
@@ -414,34 +520,25 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 	return files, err
 }
 
-// takeFiles consumes the count byte that is the next item on the stream and
-// returns the files that came with it. It reports whether it consumed the
-// byte. The caller holds the receive lock.
+// takeFiles consumes the passed files that are the next item on the stream
+// and returns them. It reports whether it consumed them. The caller holds
+// the receive lock.
 func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed bool, err error) {
 	if err := c.nextItem(); err != nil {
 		return nil, false, c.opError(op, context.Background(), err)
 	}
-	pos := c.readPos(fp)
-	if !fp.FilesAt(pos) {
+	next, err := fp.filesNext(c.rd)
+	if err != nil {
+		return nil, false, c.opError(op, context.Background(), err)
+	}
+	if !next {
 		return nil, false, ErrMessageNext
 	}
-	n, _ := c.rd.ReadByte() // buffered: cannot fail
-	files, err = fp.TakeFiles(pos)
-	if err != nil {
-		return nil, true, fmt.Errorf("%w (%v)", ErrFilesTruncated, err)
+	files, consumed, err = fp.takeFiles(op, c.rd)
+	if err != nil && !consumed {
+		err = c.opError(op, context.Background(), err)
 	}
-	if len(files)%256 != int(n) {
-		closeFiles(files)
-		err := fmt.Errorf("procpipe: %s: %d files arrived, but the peer's count byte says %d (mod 256); closed them", op, len(files), n)
-		if len(files) < int(n) {
-			// Fewer than announced: some were lost on the way, as
-			// when the control buffer was too small but the system
-			// (or an emulator) did not say so with MSG_CTRUNC.
-			err = fmt.Errorf("%w (%v)", ErrFilesTruncated, err)
-		}
-		return nil, true, err
-	}
-	return files, true, nil
+	return files, consumed, err
 }
 
 // sendAck answers received files. The caller holds the receive lock.

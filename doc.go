@@ -18,15 +18,34 @@
 //
 // # Passing files
 //
-// On Unix a duplex Conn also carries open files: [Conn.SendFiles] (or
+// A duplex Conn also carries open files: [Conn.SendFiles] (or
 // [Conn.SendConn] for a listener or connection) passes duplicates of them,
 // and the peer takes them with [Conn.RecvFiles]; [Conn.SendWithFiles] and
-// [Conn.RecvWithFiles] keep a message and its files together. The wire form
-// is CPython's multiprocessing.reduction sendfds/recvfds, so a Python peer
-// uses send_handle and recv_handle; with CPython 3.13 or older on any system
-// but macOS, set [Config.NoFileAck]. A child can also inherit named files at
-// start ([Process.AddFile], [InheritedFile], environment variable
-// PROCPIPE_FILES).
+// [Conn.RecvWithFiles] keep a message and its files together. On Unix the
+// wire form is CPython's multiprocessing.reduction sendfds/recvfds, so a
+// Python peer uses send_handle and recv_handle; with CPython 3.13 or older
+// on any system but macOS, set [Config.NoFileAck]. A child can also inherit
+// named files at start ([Process.AddFile], [InheritedFile], environment
+// variable PROCPIPE_FILES; Unix).
+//
+// On Windows the same methods pass handles between Go processes, in a wire
+// form of procpipe's own, between frames:
+//
+//	int32  -2              bytes FF FF FF FE: starts no valid frame
+//	uint32 pid             the sender's process ID
+//	uint16 n               the number of handles, 1 to MaxFiles
+//	uint64 handle × n      the handles' values in the sender
+//
+// all big-endian. The receiver checks n before it reads the values, opens
+// the sender with PROCESS_DUP_HANDLE, duplicates each handle into itself
+// with DuplicateHandle (same access, not inheritable) and answers with the
+// byte 'A', which the sender always waits for: the values are those of
+// private duplicates the sender keeps open until then. The receiver pulls
+// the handles, as CPython's DupHandle.detach does, because the sender cannot
+// push them: the pipe names the process that opened its other end
+// (GetNamedPipeClientProcessId), which is the parent even after the parent
+// handed that end to a child. CPython's own Windows send_handle pickles a
+// DupHandle object, which procpipe does not read.
 //
 // # Many connections, and unrelated processes
 //

@@ -5,7 +5,10 @@
 // 4-byte big-endian signed length n followed by n payload bytes, for
 // 0 <= n <= 2^31-1. A longer payload is announced by the int32 -1 followed by
 // an 8-byte big-endian unsigned length. Any other negative length is a
-// [ProtocolError].
+// [ProtocolError]. Callers that carry other items between frames (such as
+// procpipe's Windows handle items) start them with such a length, examine
+// them with [Reader.Peek] and [Reader.Discard], and write them with
+// [Writer.WriteRaw].
 //
 // The package makes no system calls. A [Reader] never allocates what a header
 // merely claims: a payload buffer grows only as bytes arrive, so a peer that

@@ -400,3 +400,59 @@ func (r *Reader) PeekByte() (byte, error) {
 	}
 	return r.buf[r.r], nil
 }
+
+// Peek returns the next n bytes of the stream without consuming them,
+// reading from the transport until they are buffered. It serves callers that
+// carry items other than frames between frames (procpipe's Windows handle
+// items): such an item must not start like a valid frame header. If the
+// buffer is smaller than n it grows to n bytes, so callers bound n
+// themselves and never pass a size a peer announced without checking it.
+// The slice is valid until the next call on r.
+//
+// An end of stream before any of the bytes is io.EOF; after some of them it
+// is io.ErrUnexpectedEOF, and the stream is out of sync. Any other transport
+// error leaves the stream intact.
+func (r *Reader) Peek(n int) ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("procpipe: peek of %d bytes", n)
+	}
+	if n > len(r.buf) {
+		buf := make([]byte, n)
+		r.w = copy(buf, r.buf[r.r:r.w])
+		r.r = 0
+		r.buf = buf
+	}
+	if err := r.fillTo(n); err != nil {
+		if err == io.EOF && r.w > r.r {
+			return nil, r.broken(err)
+		}
+		return nil, err
+	}
+	return r.buf[r.r : r.r+n], nil
+}
+
+// Discard consumes the next n bytes of the stream, which are not part of a
+// frame (such as an item the caller examined with [Reader.Peek]). An error
+// leaves the stream out of sync.
+func (r *Reader) Discard(n int) error {
+	if r.err != nil {
+		return r.err
+	}
+	if n < 0 {
+		return fmt.Errorf("procpipe: discard of %d bytes", n)
+	}
+	return r.discard(uint64(n))
+}
+
+// Break records that the stream is out of sync because of err, which the
+// caller found in bytes it examined (a malformed item, say), and returns
+// err. Every later read fails with an error wrapping [ErrBroken].
+func (r *Reader) Break(err error) error {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w (%v)", ErrBroken, err)
+	}
+	return err
+}

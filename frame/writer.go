@@ -76,6 +76,24 @@ func (w *Writer) WriteFrame(p []byte) error {
 	return err
 }
 
+// WriteRaw writes p, bytes that are not a frame (an item the caller defines
+// between frames), in one write. Like [Writer.WriteFrame], an error that
+// leaves nothing written leaves the stream usable, and a partial write makes
+// every later call fail, wrapping [ErrBroken].
+func (w *Writer) WriteRaw(p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	n, err := w.w.Write(p)
+	if err == nil && n != len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil && n > 0 {
+		w.err = fmt.Errorf("%w (%v)", ErrBroken, err)
+	}
+	return err
+}
+
 // Err returns the error that made the Writer unusable (it wraps
 // [ErrBroken]), or nil: callers that write to the transport between frames
 // check it first.

@@ -1,0 +1,177 @@
+package procpipe
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/procpipe/procpipe/frame"
+	"github.com/procpipe/procpipe/windows"
+	xwindows "golang.org/x/sys/windows"
+)
+
+// filesAlwaysAcked is true: the receiver duplicates the handles out of the
+// sender, which must keep them open until it has, so Config.NoFileAck has no
+// effect on Windows.
+const filesAlwaysAcked = true
+
+// The handle item (see doc.go, "Passing files"): the int32 -2, which starts
+// no valid frame, the sender's process ID (uint32), the number of handles
+// (uint16, 1 to MaxFiles) and each handle's value in the sender (uint64),
+// big-endian.
+const (
+	handleMark     = 0xfffffffe // int32(-2)
+	handleHeadSize = 4 + 4 + 2
+	handleSize     = 8
+)
+
+// passerOf returns a filePasser for t if it can carry files: a duplex pipe,
+// which carries the acknowledgement back.
+func passerOf(t transport) filePasser {
+	if c, ok := t.(*windows.Conn); ok && c.Kind() == windows.Duplex {
+		return handlePasser{}
+	}
+	return nil
+}
+
+func noPasserError() error { return ErrNotSocket }
+
+// handlePasser passes handles in the pull model of CPython's
+// reduction.DupHandle: the sender writes its process ID and the values of
+// private duplicates of the handles; the receiver opens the sender with
+// PROCESS_DUP_HANDLE, duplicates each handle into itself and acknowledges;
+// the sender then closes its private duplicates. The peer's process ID from
+// the pipe (GetNamedPipeClientProcessId) would name whoever opened the pipe,
+// not a child the end was handed to, so the sender cannot push duplicates
+// into the receiver; its own process ID is always right.
+type handlePasser struct{}
+
+func (handlePasser) filesNext(rd *frame.Reader) (bool, error) {
+	b, err := rd.PeekByte()
+	if err != nil || b != 0xff {
+		return false, err // the first byte of a frame or an acknowledgement
+	}
+	head, err := rd.Peek(4)
+	if err != nil {
+		return false, err
+	}
+	return binary.BigEndian.Uint32(head) == handleMark, nil
+}
+
+func (handlePasser) takeFiles(op string, rd *frame.Reader) ([]*os.File, bool, error) {
+	head, err := rd.Peek(handleHeadSize)
+	if err != nil {
+		return nil, false, err
+	}
+	pid := binary.BigEndian.Uint32(head[4:])
+	n := int(binary.BigEndian.Uint16(head[8:]))
+	if n < 1 || n > MaxFiles {
+		// Nobody knows where the item ends: the stream is out of sync.
+		return nil, false, rd.Break(fmt.Errorf("procpipe: %s: malformed handle item: %d handles, want 1 to %d: %w", op, n, MaxFiles, ErrBroken))
+	}
+	item, err := rd.Peek(handleHeadSize + n*handleSize)
+	if err != nil {
+		return nil, false, err
+	}
+	handles := make([]xwindows.Handle, n)
+	for i := range handles {
+		v := binary.BigEndian.Uint64(item[handleHeadSize+i*handleSize:])
+		handles[i] = xwindows.Handle(v)
+		if uint64(handles[i]) != v {
+			return nil, false, rd.Break(fmt.Errorf("procpipe: %s: malformed handle item: handle value %#x does not fit a handle: %w", op, v, ErrBroken))
+		}
+	}
+	if err := rd.Discard(len(item)); err != nil { // buffered: cannot fail
+		return nil, false, err
+	}
+	files, err := duplicateFrom(op, pid, handles)
+	return files, true, err
+}
+
+// duplicateFrom duplicates the handles of process pid into this process,
+// not inheritable, and returns them as files. On error it closes the
+// duplicates it made.
+func duplicateFrom(op string, pid uint32, handles []xwindows.Handle) ([]*os.File, error) {
+	proc, err := xwindows.OpenProcess(xwindows.PROCESS_DUP_HANDLE, false, pid)
+	if err != nil {
+		return nil, fmt.Errorf("procpipe: %s: opening the sending process %d: %w", op, pid, os.NewSyscallError("OpenProcess", err))
+	}
+	defer xwindows.CloseHandle(proc)
+	files := make([]*os.File, 0, len(handles))
+	for i, h := range handles {
+		var dup xwindows.Handle
+		// Without DUPLICATE_CLOSE_SOURCE: the sender closes its own.
+		err := xwindows.DuplicateHandle(proc, h, xwindows.CurrentProcess(), &dup, 0, false, xwindows.DUPLICATE_SAME_ACCESS)
+		if err != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("procpipe: %s: handle %d of %d (%#x in process %d): %w", op, i+1, len(handles), h, pid, os.NewSyscallError("DuplicateHandle", err))
+		}
+		files = append(files, os.NewFile(uintptr(dup), fmt.Sprintf("handle %#x of process %d", h, pid)))
+	}
+	return files, nil
+}
+
+// writeFiles makes private duplicates of the handles, so that the values
+// sent stay valid until the receiver has duplicated them, whatever the
+// caller does with its files meanwhile, and writes the item. The returned
+// release closes the private duplicates.
+func (handlePasser) writeFiles(wr *frame.Writer, conns []syscall.RawConn, before func() error) (func(), error) {
+	dups := make([]xwindows.Handle, 0, len(conns))
+	release := func() {
+		for _, h := range dups {
+			xwindows.CloseHandle(h)
+		}
+	}
+	for i, rc := range conns {
+		var (
+			dup  xwindows.Handle
+			derr error
+		)
+		err := rc.Control(func(h uintptr) { dup, derr = privateDuplicate(xwindows.Handle(h)) })
+		if err == nil {
+			err = derr
+		}
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("procpipe: handle %d of %d to send: %w", i+1, len(conns), err)
+		}
+		dups = append(dups, dup)
+	}
+	item := make([]byte, 0, handleHeadSize+len(dups)*handleSize)
+	item = binary.BigEndian.AppendUint32(item, handleMark)
+	item = binary.BigEndian.AppendUint32(item, xwindows.GetCurrentProcessId())
+	item = binary.BigEndian.AppendUint16(item, uint16(len(dups)))
+	for _, h := range dups {
+		item = binary.BigEndian.AppendUint64(item, uint64(h))
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	if err := wr.WriteRaw(item); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// soType is Winsock's SO_TYPE, which x/sys/windows does not name.
+const soType = 0x1008
+
+// privateDuplicate duplicates h within this process, not inheritable. It
+// refuses sockets: Windows documents DuplicateHandle as unsupported for them
+// (WSADuplicateSocket is the way, and needs the receiver's process ID).
+func privateDuplicate(h xwindows.Handle) (xwindows.Handle, error) {
+	if _, err := xwindows.GetsockoptInt(h, xwindows.SOL_SOCKET, soType); err == nil {
+		return 0, ErrSocketHandle
+	}
+	var dup xwindows.Handle
+	self := xwindows.CurrentProcess()
+	if err := xwindows.DuplicateHandle(self, h, self, &dup, 0, false, xwindows.DUPLICATE_SAME_ACCESS); err != nil {
+		return 0, os.NewSyscallError("DuplicateHandle", err)
+	}
+	return dup, nil
+}

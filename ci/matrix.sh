@@ -8,7 +8,7 @@
 # that cannot run here says why in one line, it never passes silently.
 #
 # Cells:
-#   tests   linux/amd64 -race, linux/386 (native), linux/arm64 and linux/s390x
+#   tests   linux/amd64 -race, and on one CPU, linux/386 (native), linux/arm64 and linux/s390x
 #           (big-endian) under qemu-user via binfmt_misc, windows/amd64 under
 #           Wine (ci/wine.sh, when present)
 #   vet     darwin, the BSDs, solaris, illumos, aix, windows/arm64, riscv64,
@@ -208,6 +208,11 @@ run_cell linux/amd64 "test -race" "" -- \
 # the other cells start 100.
 run_cell linux/amd64 "test 1,000 children" "no -race" -- \
 	env PROCPIPE_TEST_FULL=1 go test -count=1 -timeout=20m -v -run '^TestManyChildren$' .
+# Every test binary, and so every child it starts, on one CPU, as in a
+# container limited to one: parent and child then take turns, and the read
+# spin (unix/wait_linux.go) must hand the CPU over rather than burn it.
+run_cell linux/amd64 "test on one CPU" "taskset -c 0" -- \
+	go test -count=1 -timeout=20m -exec 'taskset -c 0' ./...
 
 # linux/386 runs natively where the kernel runs 32-bit binaries. Some
 # kernels have that switched off (boot option ia32_emulation=off, or

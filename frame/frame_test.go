@@ -145,22 +145,60 @@ type scatterReader struct {
 	r     io.Reader
 	max   int
 	calls int // ReadScatter calls with a non-empty q
+
+	scattered bool  // the last call was ReadScatter
+	after     []int // the sizes asked for by Reads that followed one
+	noTail    bool  // ReadScatter fills p only, as a transport may
 }
 
 func (s *scatterReader) Read(p []byte) (int, error) {
+	if s.scattered {
+		s.after = append(s.after, len(p))
+		s.scattered = false
+	}
 	return s.r.Read(p[:min(len(p), s.max)])
 }
 
 func (s *scatterReader) ReadScatter(p, q []byte) (int, error) {
+	s.scattered = true
 	if len(q) > 0 {
 		s.calls++
 	}
 	n, err := io.ReadFull(s.r, p[:min(len(p), s.max)])
-	if n < len(p) || n == s.max {
+	if n < len(p) || n == s.max || s.noTail {
 		return n, err
 	}
 	m, err := s.r.Read(q[:min(len(q), s.max-n)])
 	return n + m, err
+}
+
+// TestScatterThenSmallFill checks that the read after a payload read by
+// ReadScatter asks for little, so that when the next frame is large too,
+// little of it is copied through the buffer.
+func TestScatterThenSmallFill(t *testing.T) {
+	var payloads [][]byte
+	for i := range 6 {
+		payloads = append(payloads, pattern(100000+i, byte(i)))
+	}
+	// A frame's header never comes with the end of the previous
+	// payload, so a fill follows each scatter read.
+	src := &scatterReader{r: frames(payloads...), max: 1 << 30, noTail: true}
+	r := frame.NewReader(src, 0)
+	p := make([]byte, 200000)
+	for i, want := range payloads {
+		n, err := r.ReadFrameInto(p, -1)
+		if err != nil || !bytes.Equal(p[:n], want) {
+			t.Fatalf("frame %d: %d bytes, %v", i, n, err)
+		}
+	}
+	if len(src.after) == 0 {
+		t.Fatal("no read followed a scatter read")
+	}
+	for _, n := range src.after {
+		if n > 4<<10 {
+			t.Fatalf("reads after scatter reads asked for %v bytes; want at most 4 KiB each", src.after)
+		}
+	}
 }
 
 // TestScatterInvalidCount checks that a transport claiming more bytes than

@@ -200,8 +200,8 @@ func (c *Conn) File() *os.File { return c.f }
 // [Conn.FilesAt]) or the Conn is closed.
 func (c *Conn) Read(p []byte) (int, error) { return c.ReadScatter(p, nil) }
 
-// ReadScatter is [Conn.Read] into p and then q: on Linux one readv(2) or
-// recvmsg(2) fills p and puts what follows in q, so a caller reading a large
+// ReadScatter is [Conn.Read] into p and then q: on Linux one preadv2(2) (or
+// readv(2)) or recvmsg(2) fills p and puts what follows in q, so a caller reading a large
 // payload into its destination also gets the start of the next message
 // without a second system call or a copy. Elsewhere it reads into p only.
 // It returns the total number of bytes read.

@@ -19,11 +19,15 @@ import (
 // whole process at its next garbage collection; that is why the calls carry
 // their own non-blocking flag rather than trusting O_NONBLOCK, which another
 // process sharing the open file could clear.
+//
+// Pipes made by pipe(2) take RWF_NOWAIT since Linux 6.4 (commit afed6271f5b0
+// lets them, c04fe8e32f90 makes pipe_read and pipe_write honour it); older
+// kernels, FIFOs and pipes reopened through /proc answer EOPNOTSUPP, and
+// qemu-user ENOSYS. Such a pipe Conn then uses readv and writev made with
+// Syscall, which trust O_NONBLOCK: if that were cleared they would block a
+// thread, as the runtime's own reads do, but never stall the process.
 
-// pipeNoWait is cleared, once, if the kernel rejects RWF_NOWAIT on a pipe
-// (before Linux 5.x, or without preadv2): pipes then fall back to readv and
-// writev made with Syscall, which may block if O_NONBLOCK were cleared but
-// then only block a thread.
+// pipeNoWait lets tests make every pipe Conn take the fallback.
 var pipeNoWait atomic.Bool
 
 func init() { pipeNoWait.Store(true) }
@@ -34,12 +38,13 @@ func noWaitUnsupported(e unix.Errno) bool {
 	return e == unix.EOPNOTSUPP || e == unix.ENOSYS || e == unix.EINVAL
 }
 
-// iovecs is the scratch space of a Conn's vectored writes on Linux, which
-// make the system call directly: x/sys's SendmsgBuffers and Writev allocate
-// their iovec array on every call.
+// iovecs is the scratch space of a Conn's reads or writes on Linux, which
+// make the system calls directly: x/sys's SendmsgBuffers, Recvmsg and Writev
+// allocate on every call.
 type iovecs struct {
-	iov [8]unix.Iovec
-	msg unix.Msghdr
+	iov   [8]unix.Iovec
+	msg   unix.Msghdr
+	plain unix.Errno // on a pipe: why the kernel refused RWF_NOWAIT, if it did (see pipeIO)
 }
 
 // fill points the iovecs at bufs (at most len(v.iov) of them: the rest is
@@ -109,7 +114,8 @@ func (v *iovecs) recvmsg(fd int, p, q, oob []byte) (n, oobn, flags int, err erro
 	return int(r), oobn, flags, nil
 }
 
-// read reads into p, and then q (which may be empty): readv(2).
+// read reads into p, and then q (which may be empty), from a pipe: preadv2(2)
+// with RWF_NOWAIT, or readv(2) (see pipeIO).
 func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 	iovs := v.point(p, q)
 	r, e := v.pipeIO(unix.SYS_PREADV2, unix.SYS_READV, fd, iovs)
@@ -135,17 +141,16 @@ func (v *iovecs) point(p, q []byte) int {
 
 // pipeIO reads or writes the first n iovecs on a pipe: nowait (preadv2 or
 // pwritev2 at the current position with RWF_NOWAIT) as a raw call, or plain
-// (readv or writev) if the kernel lacks that.
+// (readv or writev) once the kernel has refused that for this pipe.
 func (v *iovecs) pipeIO(nowait, plain uintptr, fd, n int) (uintptr, unix.Errno) {
-	iov := uintptr(unsafe.Pointer(&v.iov[0]))
-	if pipeNoWait.Load() {
+	if v.plain == 0 && pipeNoWait.Load() {
 		const here = ^uintptr(0) // offset -1: the current position, in both halves
-		r, _, e := unix.RawSyscall6(nowait, uintptr(fd), iov, uintptr(n), here, here, unix.RWF_NOWAIT)
+		r, _, e := unix.RawSyscall6(nowait, uintptr(fd), uintptr(unsafe.Pointer(&v.iov[0])), uintptr(n), here, here, unix.RWF_NOWAIT)
 		if !noWaitUnsupported(e) {
 			return r, e
 		}
-		pipeNoWait.Store(false)
+		v.plain = e
 	}
-	r, _, e := unix.Syscall(plain, uintptr(fd), iov, uintptr(n))
+	r, _, e := unix.Syscall(plain, uintptr(fd), uintptr(unsafe.Pointer(&v.iov[0])), uintptr(n))
 	return r, e
 }

@@ -2,9 +2,13 @@ package unix_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +16,129 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setBlocking clears O_NONBLOCK on c's open file, as another process sharing
-// it could.
+// envNoWaitProbe makes the test binary run one never-blocks probe (see
+// TestNeverBlocksWhenONonblockCleared) and exit.
+const envNoWaitProbe = "PROCPIPE_TEST_NOWAIT_PROBE"
+
+// TestNeverBlocksWhenONonblockCleared checks that Read and Write never make
+// a blocking system call, even on a descriptor whose O_NONBLOCK was cleared
+// (as another process sharing the open file could): they wait on the
+// poller, so deadlines still end them. The calls are raw, and a raw call that
+// blocked would freeze the whole process at its next garbage collection, so
+// each probe runs in a child process that is killed if it does not finish.
+func TestNeverBlocksWhenONonblockCleared(t *testing.T) {
+	if probe := os.Getenv(envNoWaitProbe); probe != "" {
+		noWaitProbe(t, probe)
+		return
+	}
+	for _, probe := range []string{"socket", "pipe"} {
+		t.Run(probe, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNeverBlocksWhenONonblockCleared$", "-test.v")
+			cmd.Env = append(os.Environ(), envNoWaitProbe+"="+probe)
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("the %s probe blocked in a system call for 30 s:\n%s", probe, out)
+			}
+			if err != nil {
+				t.Fatalf("the %s probe failed: %v\n%s", probe, err, out)
+			}
+			if i := bytes.Index(out, []byte("SKIP:")); i >= 0 {
+				t.Skip(string(out[i:]))
+			}
+		})
+	}
+}
+
+// noWaitProbe runs in the child: it clears O_NONBLOCK on both ends of a new
+// pair, then checks that a Read of an empty one and a Write to a full one end
+// at their deadlines.
+func noWaitProbe(t *testing.T, kind string) {
+	var (
+		r, w *ppunix.Conn
+		err  error
+	)
+	if kind == "socket" {
+		r, w, err = ppunix.Socketpair()
+	} else {
+		r, w, err = ppunix.Pipe()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	roundTrip(t, r, w)
+	if kind == "pipe" {
+		if err := r.PlainPipeIOForTest(); err != nil {
+			noWaitUnsupported(t, err)
+		}
+	}
+	setBlocking(t, r)
+	setBlocking(t, w)
+	r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read on an empty %s = %v; want the deadline", kind, err)
+	}
+	w.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+	chunk := make([]byte, 1<<20)
+	for {
+		_, err := w.Write(chunk)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Write to a full %s = %v; want the deadline", kind, err)
+		}
+	}
+}
+
+// noWaitUnsupported reports, in the probe child, a kernel that refused
+// RWF_NOWAIT on a pipe: a skip where that is expected (an emulator, or a
+// kernel before 6.4), a failure on a kernel that should take it.
+func noWaitUnsupported(t *testing.T, err error) {
+	var uts unix.Utsname
+	if uerr := unix.Uname(&uts); uerr != nil {
+		t.Fatal(uerr)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	if err == unix.ENOSYS {
+		t.Skipf("SKIP: no preadv2/pwritev2 here (%v: an emulator such as qemu-user, or Linux %s before 4.6), so pipes use readv and writev, which trust O_NONBLOCK", err, release)
+	}
+	major, minor := kernelVersion(release)
+	if major < 6 || major == 6 && minor < 4 {
+		t.Skipf("SKIP: Linux %s refuses RWF_NOWAIT on pipes (%v; 6.4 and later take it), so pipes use readv and writev, which trust O_NONBLOCK", release, err)
+	}
+	t.Fatalf("Linux %s should take RWF_NOWAIT on a pipe, but the call failed with %v", release, err)
+}
+
+// kernelVersion parses the major and minor numbers of a kernel release such
+// as "6.18.44-fc".
+func kernelVersion(release string) (major, minor int) {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0
+	}
+	major, _ = strconv.Atoi(parts[0])
+	minor, _ = strconv.Atoi(strings.TrimLeftFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return major, minor
+}
+
+// TestPipeFallback checks that pipes still read and write through readv and
+// writev when RWF_NOWAIT is not used.
+func TestPipeFallback(t *testing.T) {
+	defer ppunix.SetPipeNoWaitForTest(ppunix.SetPipeNoWaitForTest(false))
+	r, w, err := ppunix.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	roundTrip(t, r, w)
+}
+
+// setBlocking clears O_NONBLOCK on c's open file.
 func setBlocking(t *testing.T, c *ppunix.Conn) {
 	t.Helper()
 	rc, err := c.File().SyscallConn()
@@ -23,68 +148,6 @@ func setBlocking(t *testing.T, c *ppunix.Conn) {
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) }); err != nil || serr != nil {
 		t.Fatal(err, serr)
-	}
-}
-
-// TestNeverBlocksWhenONonblockCleared checks that Read and Write never make
-// a blocking system call, even on a descriptor whose O_NONBLOCK was cleared:
-// they wait on the poller, so deadlines still end them. (The calls are made
-// raw, and a raw call that blocked would hang this test until the rescue
-// write below, and the whole process at its next garbage collection.)
-func TestNeverBlocksWhenONonblockCleared(t *testing.T) {
-	pairs := map[string]func() (*ppunix.Conn, *ppunix.Conn, error){
-		"socket": ppunix.Socketpair,
-		"pipe":   ppunix.Pipe,
-	}
-	for name, pair := range pairs {
-		for _, nowait := range []bool{true, false} {
-			if name == "socket" && !nowait {
-				continue // sockets do not use the pipe fallback
-			}
-			sub := name
-			if !nowait {
-				sub += "-fallback"
-			}
-			t.Run(sub, func(t *testing.T) {
-				defer ppunix.SetPipeNoWaitForTest(ppunix.SetPipeNoWaitForTest(nowait))
-				r, w, err := pair()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer r.Close()
-				defer w.Close()
-				roundTrip(t, r, w)
-				if !nowait {
-					return // the fallback trusts O_NONBLOCK
-				}
-				if name == "pipe" && !ppunix.PipeNoWaitForTest() {
-					t.Skip("this kernel (or emulator: qemu-user answers ENOSYS) has no RWF_NOWAIT for pipes, so pipes use readv and writev, which trust O_NONBLOCK")
-				}
-				setBlocking(t, r)
-				setBlocking(t, w)
-				// A rescue for a broken implementation, not a
-				// synchronisation: it unblocks a Read that blocked.
-				rescue := time.AfterFunc(10*time.Second, func() { w.Close() })
-				defer rescue.Stop()
-
-				r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-				if _, err := r.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Fatalf("Read on an empty %s = %v; want the deadline", name, err)
-				}
-				r.SetReadDeadline(time.Time{})
-				w.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-				chunk := make([]byte, 1<<20)
-				for {
-					_, err := w.Write(chunk)
-					if errors.Is(err, os.ErrDeadlineExceeded) {
-						break
-					}
-					if err != nil {
-						t.Fatalf("Write to a full %s = %v; want the deadline", name, err)
-					}
-				}
-			})
-		}
 	}
 }
 

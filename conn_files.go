@@ -282,7 +282,7 @@ type acks struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when seen grows
-	held    []held        // in ticket order: released once seen reaches them
+	held    []held        // in any order: each released once seen reaches its ticket
 	closed  bool          // the Conn is closed: release at once
 }
 
@@ -349,12 +349,20 @@ func (a *acks) consumed() {
 		close(a.changed)
 		a.changed = nil
 	}
-	i := 0
-	for i < len(a.held) && a.held[i].ticket <= seen {
-		i++
+	// Scan the whole list: hold is called after the send lock is released,
+	// so two SendFiles racing can hold their tickets out of order, and an
+	// early ticket behind a later one must not wait for the later ack.
+	var done []held
+	kept := a.held[:0]
+	for _, x := range a.held {
+		if x.ticket <= seen {
+			done = append(done, x)
+		} else {
+			kept = append(kept, x)
+		}
 	}
-	done := a.held[:i:i]
-	a.held = a.held[i:]
+	clear(a.held[len(kept):])
+	a.held = kept
 	a.mu.Unlock()
 	for _, x := range done {
 		x.release()

@@ -110,11 +110,13 @@ type filePasser interface {
 // process exits. Closing them under a peer that may still duplicate them
 // could hand it an unrelated handle of this process, since Windows reuses
 // handle values. The leak is bounded by the items whose acknowledgement is
-// outstanding at Close; to avoid it, let SendFiles return, or receive until
-// io.EOF, before closing. This works between Go processes only: CPython's
-// send_handle on Windows pickles a DupHandle object, a different wire form.
-// A socket cannot be passed on Windows (the error matches
-// [ErrSocketHandle]).
+// outstanding at Close; to avoid it, close once the acknowledgements have
+// been consumed (a SendFiles that returned nil has had its own, unless the
+// peer sent something first: then a later receiving call consumes it) or
+// once a receiving call has returned io.EOF. This works between Go
+// processes only: CPython's send_handle on Windows pickles a DupHandle
+// object, a different wire form. A socket cannot be passed on Windows (the
+// error matches [ErrSocketHandle]).
 //
 // Files pass only over a duplex Conn; other Conns return an error matching
 // [ErrNotSocket].

@@ -44,9 +44,10 @@ type Conn struct {
 	codec    Codec
 	limit    int64 // -1: no limit
 
-	fp   filePasser // nil if the Conn cannot pass files
-	ack  bool       // acknowledge passed files (see Config.NoFileAck)
-	acks acks       // acknowledgements of files this end sent
+	fp    filePasser // nil if the Conn cannot pass files
+	ack   bool       // acknowledge passed files (see Config.NoFileAck)
+	acks  acks       // acknowledgements of files this end sent
+	pulls pullGate   // shut by Close: no handle duplicated out of the peer after
 
 	// The receive and send locks let a caller waiting for one give up when
 	// its context is done.
@@ -76,7 +77,13 @@ func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
 		wlock:    newCtxMutex(),
 	}
 	if canRead {
-		c.rd = frame.NewReader(t, cfg.bufferSize())
+		var r io.Reader = t
+		if c.fp != nil && filesAlwaysAcked {
+			// Where sent files are held for the peer (Windows), Close
+			// needs to know whether the peer's end is gone.
+			r = peerWatch{c}
+		}
+		c.rd = frame.NewReader(r, cfg.bufferSize())
 	}
 	if canWrite {
 		c.wr = frame.NewWriter(t)
@@ -380,13 +387,26 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv
 // or Poll return an error matching [net.ErrClosed], as do later calls. Passed
-// files received but not yet taken with [Conn.RecvFiles] are closed, and on
-// Windows so are the handles a [Conn.SendFiles] still keeps for the peer.
+// files received but not yet taken with [Conn.RecvFiles] are closed.
+//
+// On Windows, the private duplicates a [Conn.SendFiles] keeps for a peer
+// that has not yet acknowledged them are closed only if this Conn has
+// already met the end of the stream ([io.EOF] or [io.ErrUnexpectedEOF] from
+// a receiving call, or from SendFiles waiting for the acknowledgement):
+// the peer's end is then closed and takes nothing more. Otherwise they stay
+// open until the process exits, because the peer may still duplicate their
+// values, and a value closed here could meanwhile name an unrelated handle.
+// A RecvFiles duplicating handles out of the peer finishes before Close
+// closes the pipe, and none starts after.
+//
 // Close may be called more than once; calls after the first return nil.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		// Before the transport closes, so that once the peer sees this
+		// end gone nothing here duplicates out of it any more.
+		c.pulls.close()
 		err = c.t.Close()
 		c.acks.close()
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -66,15 +67,17 @@ type filePasser interface {
 	// takeFiles consumes the passed files that filesNext found next and
 	// returns them, the caller's to close. It reports whether it consumed
 	// them: the peer then waits for an acknowledgement (if those are on),
-	// whatever the error.
-	takeFiles(op string, rd *frame.Reader) (files []*os.File, consumed bool, err error)
+	// whatever the error. A passer that takes the files out of the peer
+	// after consuming the item (Windows) does so only inside gate, and
+	// not at all once the gate is shut.
+	takeFiles(op string, rd *frame.Reader, gate *pullGate) (files []*os.File, consumed bool, err error)
 
 	// writeFiles sends the files under conns as one item, after wr's
 	// frames. If before is not nil it is called first, once nothing but a
 	// failing write can stop the files from following, and nothing is sent
-	// if it fails. A non-nil release must be called once the peer has
-	// acknowledged the item, or the Conn is closed: it frees what the peer
-	// still needs until then.
+	// if it fails. A non-nil release frees what the peer needs to take the
+	// files: it must be called only once the peer can no longer take them,
+	// because it has acknowledged the item or its end is gone (see acks).
 	writeFiles(wr *frame.Writer, conns []syscall.RawConn, before func() error) (release func(), err error)
 }
 
@@ -99,11 +102,21 @@ type filePasser interface {
 // duplicates them out of this process and acknowledges, and SendFiles waits
 // for that acknowledgement whatever [Config.NoFileAck] says. The private
 // duplicates stay open until the acknowledgement is consumed, even if
-// SendFiles stopped waiting early as above, or until the Conn is closed:
-// closing it before the peer took them makes the peer's RecvFiles fail. This
-// works between Go processes only: CPython's send_handle on Windows pickles
-// a DupHandle object, a different wire form. A socket cannot be passed on
-// Windows (the error matches [ErrSocketHandle]).
+// SendFiles stopped waiting early as above. If the Conn is closed first,
+// [Conn.Close] closes them only if this Conn has already met the end of the
+// stream (a receiving call, or SendFiles waiting for the acknowledgement,
+// got [io.EOF] or [io.ErrUnexpectedEOF]: the peer's end is closed, and a
+// closed Conn duplicates nothing more); otherwise they stay open until this
+// process exits. Closing them under a peer that may still duplicate them
+// could hand it an unrelated handle of this process, since Windows reuses
+// handle values. The leak is bounded by the items whose acknowledgement is
+// outstanding at Close; to avoid it, close once the acknowledgements have
+// been consumed (a SendFiles that returned nil has had its own, unless the
+// peer sent something first: then a later receiving call consumes it) or
+// once a receiving call has returned io.EOF. This works between Go
+// processes only: CPython's send_handle on Windows pickles a DupHandle
+// object, a different wire form. A socket cannot be passed on Windows (the
+// error matches [ErrSocketHandle]).
 //
 // Files pass only over a duplex Conn; other Conns return an error matching
 // [ErrNotSocket].
@@ -280,10 +293,15 @@ type acks struct {
 	expected atomic.Uint64 // acknowledgements asked for so far
 	seen     atomic.Uint64 // acknowledgements consumed so far
 
+	// peerGone is set once the Conn's reader got the end of the stream
+	// from the transport while the Conn was open: the peer's end is
+	// closed, so the peer takes no more passed files (see peerWatch).
+	peerGone atomic.Bool
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when seen grows
-	held    []held        // in ticket order: released once seen reaches them
-	closed  bool          // the Conn is closed: release at once
+	held    []held        // in any order: each released once seen reaches its ticket
+	closed  bool          // the Conn is closed: no receiving call consumes acknowledgements
 }
 
 // held is what a sender keeps for its peer until the acknowledgement with
@@ -294,10 +312,10 @@ type held struct {
 }
 
 // hold keeps release until the acknowledgement with the ticket is consumed,
-// or the Conn is closed, and then calls it.
+// or the Conn is closed after its peer's end went away, and then calls it.
 func (a *acks) hold(ticket uint64, release func()) {
 	a.mu.Lock()
-	if a.seen.Load() < ticket && !a.closed {
+	if a.seen.Load() < ticket && !(a.closed && a.peerGone.Load()) {
 		a.held = append(a.held, held{ticket, release})
 		release = nil
 	}
@@ -307,15 +325,72 @@ func (a *acks) hold(ticket uint64, release func()) {
 	}
 }
 
-// close releases everything held, and from now on releases at once.
+// close is called when the Conn closes. If the peer's end is gone, the
+// peer can take nothing more, and everything held is released, now and
+// from now on. Otherwise what is held stays held for ever, since no
+// receiving call will consume its acknowledgement: a peer that is still
+// open may yet duplicate the values it was sent (a closed peer Conn does
+// not: see pullGate), and Windows reuses handle values, so closing them
+// could hand it an unrelated handle of this process where it should get
+// an error. That leak is bounded by the items whose acknowledgement was
+// outstanding at Close.
 func (a *acks) close() {
 	a.mu.Lock()
-	h := a.held
-	a.held, a.closed = nil, true
+	a.closed = true
+	var h []held
+	if a.peerGone.Load() {
+		h, a.held = a.held, nil
+	}
 	a.mu.Unlock()
 	for _, x := range h {
 		x.release()
 	}
+}
+
+// peerWatch is the transport as a Conn's frame reader reads it where files
+// sent are held for the peer (Windows): it notes the end of the stream in
+// acks.peerGone. Only an end that comes while the Conn is open counts: the
+// error a read gets from Close itself is not the peer's doing. (It hides
+// the transport's frame.ScatterReader, which Windows pipes do not have.)
+type peerWatch struct{ c *Conn }
+
+func (w peerWatch) Read(p []byte) (int, error) {
+	n, err := w.c.t.Read(p)
+	if err == io.EOF && !w.c.closed.Load() {
+		// Checked after the read: Close marks the Conn closed before it
+		// closes the transport, so this read ended before Close began.
+		w.c.acks.peerGone.Store(true)
+	}
+	return n, err
+}
+
+// A pullGate stops a Conn from duplicating handles out of its peer
+// (Windows) once the Conn is closed, and lets Close wait for a duplication
+// under way: so when the peer sees this end gone, nothing here will still
+// duplicate the values the peer sent, and it may close them.
+type pullGate struct {
+	mu   sync.Mutex
+	shut bool
+}
+
+// enter reports whether duplicating may start; if so the caller calls
+// leave when it is done.
+func (g *pullGate) enter() bool {
+	g.mu.Lock()
+	if g.shut {
+		g.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+func (g *pullGate) leave() { g.mu.Unlock() }
+
+// close waits for a duplication under way and stops later ones.
+func (g *pullGate) close() {
+	g.mu.Lock()
+	g.shut = true
+	g.mu.Unlock()
 }
 
 // expect notes one more acknowledgement to come and returns its ticket.
@@ -349,12 +424,20 @@ func (a *acks) consumed() {
 		close(a.changed)
 		a.changed = nil
 	}
-	i := 0
-	for i < len(a.held) && a.held[i].ticket <= seen {
-		i++
+	// Scan the whole list: hold is called after the send lock is released,
+	// so two SendFiles racing can hold their tickets out of order, and an
+	// early ticket behind a later one must not wait for the later ack.
+	var done []held
+	kept := a.held[:0]
+	for _, x := range a.held {
+		if x.ticket <= seen {
+			done = append(done, x)
+		} else {
+			kept = append(kept, x)
+		}
 	}
-	done := a.held[:i:i]
-	a.held = a.held[i:]
+	clear(a.held[len(kept):])
+	a.held = kept
 	a.mu.Unlock()
 	for _, x := range done {
 		x.release()
@@ -534,7 +617,7 @@ func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed b
 	if !next {
 		return nil, false, ErrMessageNext
 	}
-	files, consumed, err = fp.takeFiles(op, c.rd)
+	files, consumed, err = fp.takeFiles(op, c.rd, &c.pulls)
 	if err != nil && !consumed {
 		err = c.opError(op, context.Background(), err)
 	}

@@ -40,7 +40,12 @@
 // the sender with PROCESS_DUP_HANDLE, duplicates each handle into itself
 // with DuplicateHandle (same access, not inheritable) and answers with the
 // byte 'A', which the sender always waits for: the values are those of
-// private duplicates the sender keeps open until then. The receiver pulls
+// private duplicates the sender keeps open until then. If the sender's Conn
+// is closed before the acknowledgement, it closes them only if it has
+// already met the end of the stream (the peer's end is closed, and a closed
+// Conn duplicates nothing more); otherwise they stay open until the sending
+// process exits, since the peer may still duplicate their values and
+// Windows reuses handle values. The receiver pulls
 // the handles, as CPython's DupHandle.detach does, because the sender cannot
 // push them: the pipe names the process that opened its other end
 // (GetNamedPipeClientProcessId), which is the parent even after the parent

@@ -47,7 +47,7 @@ func (p socketPasser) filesNext(rd *frame.Reader) (bool, error) {
 	return p.c.FilesAt(p.pos(rd)), nil
 }
 
-func (p socketPasser) takeFiles(op string, rd *frame.Reader) ([]*os.File, bool, error) {
+func (p socketPasser) takeFiles(op string, rd *frame.Reader, _ *pullGate) ([]*os.File, bool, error) {
 	pos := p.pos(rd)
 	n, err := rd.ReadByte() // buffered: cannot fail
 	if err != nil {

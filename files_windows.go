@@ -59,7 +59,7 @@ func (handlePasser) filesNext(rd *frame.Reader) (bool, error) {
 	return binary.BigEndian.Uint32(head) == handleMark, nil
 }
 
-func (handlePasser) takeFiles(op string, rd *frame.Reader) ([]*os.File, bool, error) {
+func (handlePasser) takeFiles(op string, rd *frame.Reader, gate *pullGate) ([]*os.File, bool, error) {
 	head, err := rd.Peek(handleHeadSize)
 	if err != nil {
 		return nil, false, err
@@ -85,7 +85,14 @@ func (handlePasser) takeFiles(op string, rd *frame.Reader) ([]*os.File, bool, er
 	if err := rd.Discard(len(item)); err != nil { // buffered: cannot fail
 		return nil, false, err
 	}
+	// Inside the gate, so that the sender, once it sees this end closed,
+	// may close the values it sent without this end duplicating a reused
+	// one.
+	if !gate.enter() {
+		return nil, true, closedError(op)
+	}
 	files, err := duplicateFrom(op, pid, handles)
+	gate.leave()
 	return files, true, err
 }
 

@@ -316,24 +316,83 @@ func TestWindowsHandlesHeldUntilAck(t *testing.T) {
 	}
 }
 
-// TestWindowsCloseReleasesHeldHandles closes a sender that waits for an
-// acknowledgement that never comes: its private duplicates are closed.
+// TestWindowsCloseReleasesHeldHandles closes a sender whose item was never
+// acknowledged. The peer pulls the handles by value, and Windows reuses
+// handle values at once, so the sender may close its private duplicates
+// only when the peer can no longer duplicate them:
+//
+//   - peer gone: the peer's Conn closed after taking the item off the
+//     stream without duplicating anything (a closed Conn never duplicates
+//     again), and the sender met the end of the stream. Close releases the
+//     private duplicate.
+//   - peer alive: it holds the item and may duplicate its value at any
+//     time. Close leaves the private duplicate open (a leak until the
+//     process exits), so that the value still names the file sent and not
+//     whatever handle this process opens next.
 func TestWindowsCloseReleasesHeldHandles(t *testing.T) {
-	a, b := pipe(t, nil)
-	f := contentFile(t, "x")
-	defer f.Close()
-	before := fdCount(t)
-	wait := sendAsync(func() error { return a.SendFiles(f) })
-	if _, err := io.ReadFull(procpipe.FileForTest(b), make([]byte, 10+8)); err != nil {
-		t.Fatal(err)
+	// sendItem starts a SendFiles on a and reads its item off b's pipe
+	// by hand, as a peer that has not yet duplicated anything; it returns
+	// the value sent and the wait for SendFiles.
+	sendItem := func(t *testing.T, a, b *procpipe.Conn, f *os.File) (xwindows.Handle, func() error) {
+		t.Helper()
+		wait := sendAsync(func() error { return a.SendFiles(f) })
+		item := make([]byte, 10+8)
+		if _, err := io.ReadFull(procpipe.FileForTest(b), item); err != nil {
+			t.Fatal(err)
+		}
+		return xwindows.Handle(binary.BigEndian.Uint64(item[10:])), wait
 	}
-	a.Close()
-	if err := wait(); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("SendFiles when its Conn closes = %v; want net.ErrClosed", err)
-	}
-	if n := fdCount(t); n != before-1 {
-		t.Fatalf("%d handles open; want %d (the Conn and the private duplicate closed)", n, before-1)
-	}
+
+	t.Run("peer gone", func(t *testing.T) {
+		a, b := pipe(t, nil)
+		f := contentFile(t, "x")
+		defer f.Close()
+		before := fdCount(t)
+		_, wait := sendItem(t, a, b, f)
+		b.Close()
+		// SendFiles, waiting for the acknowledgement, meets the end of
+		// the stream: a has seen the peer's end gone.
+		if err := wait(); !errors.Is(err, io.EOF) {
+			t.Fatalf("SendFiles when the peer closes = %v; want io.EOF", err)
+		}
+		if n := fdCount(t); n != before {
+			t.Fatalf("%d handles open before Close; want %d (the peer's end closed, the private duplicate held)", n, before)
+		}
+		a.Close()
+		if n := fdCount(t); n != before-2 {
+			t.Fatalf("%d handles open after Close; want %d (both ends and the private duplicate closed)", n, before-2)
+		}
+	})
+
+	t.Run("peer alive", func(t *testing.T) {
+		a, b := pipe(t, nil)
+		f := contentFile(t, "x")
+		defer f.Close()
+		before := fdCount(t)
+		v, wait := sendItem(t, a, b, f)
+		a.Close()
+		if err := wait(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("SendFiles when its Conn closes = %v; want net.ErrClosed", err)
+		}
+		if n := fdCount(t); n != before {
+			t.Fatalf("%d handles open after Close; want %d (the sender's end closed, the private duplicate kept for the peer)", n, before)
+		}
+		// Open a file, as this process might after Close: it must not
+		// take the value the peer holds.
+		other := contentFile(t, "unrelated")
+		defer other.Close()
+		// The peer duplicates the value late, as b's RecvFiles would
+		// (both ends are in this process): it still gets the file sent.
+		self := xwindows.CurrentProcess()
+		var dup xwindows.Handle
+		if err := xwindows.DuplicateHandle(self, v, self, &dup, 0, false, xwindows.DUPLICATE_SAME_ACCESS); err != nil {
+			t.Fatalf("the value sent (%#x) is not valid after the sender's Close: %v", v, err)
+		}
+		if got, err := readFiles([]*os.File{os.NewFile(uintptr(dup), "dup")}); err != nil || got[0] != "x" {
+			t.Fatalf("the value sent (%#x), duplicated after the sender's Close, reads %q, %v; want the file sent", v, got, err)
+		}
+		// The private duplicate is left open until the process exits.
+	})
 }
 
 func TestWindowsSendSocketRefused(t *testing.T) {

@@ -367,24 +367,12 @@ func (w peerWatch) Read(p []byte) (int, error) {
 // A pullGate stops a Conn from duplicating handles out of its peer
 // (Windows) once the Conn is closed, and lets Close wait for a duplication
 // under way: so when the peer sees this end gone, nothing here will still
-// duplicate the values the peer sent, and it may close them.
+// duplicate the values the peer sent, and it may close them. Its enter and
+// leave are in files_windows.go, the only user.
 type pullGate struct {
 	mu   sync.Mutex
 	shut bool
 }
-
-// enter reports whether duplicating may start; if so the caller calls
-// leave when it is done.
-func (g *pullGate) enter() bool {
-	g.mu.Lock()
-	if g.shut {
-		g.mu.Unlock()
-		return false
-	}
-	return true
-}
-
-func (g *pullGate) leave() { g.mu.Unlock() }
 
 // close waits for a duplication under way and stops later ones.
 func (g *pullGate) close() {

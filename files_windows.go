@@ -182,3 +182,16 @@ func privateDuplicate(h xwindows.Handle) (xwindows.Handle, error) {
 	}
 	return dup, nil
 }
+
+// enter reports whether duplicating may start; if so the caller calls
+// leave when it is done.
+func (g *pullGate) enter() bool {
+	g.mu.Lock()
+	if g.shut {
+		g.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+func (g *pullGate) leave() { g.mu.Unlock() }

@@ -143,18 +143,7 @@ func TestWritevLarge(t *testing.T) {
 func TestReadScatter(t *testing.T) {
 	for _, kind := range []string{"socket", "pipe"} {
 		t.Run(kind, func(t *testing.T) {
-			var r, w *ppunix.Conn
-			var err error
-			if kind == "socket" {
-				r, w, err = ppunix.Socketpair()
-			} else {
-				r, w, err = ppunix.Pipe()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			defer w.Close()
+			r, w := newPair(t, kind)
 			data := make([]byte, 1000)
 			for i := range data {
 				data[i] = byte(i * 7)
@@ -180,4 +169,21 @@ func TestReadScatter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newPair returns a connected "socket" pair or "pipe" (read end, write end),
+// closed when the test ends.
+func newPair(t *testing.T, kind string) (r, w *ppunix.Conn) {
+	t.Helper()
+	var err error
+	if kind == "socket" {
+		r, w, err = ppunix.Socketpair()
+	} else {
+		r, w, err = ppunix.Pipe()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
 }

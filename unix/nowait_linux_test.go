@@ -55,20 +55,7 @@ func TestNeverBlocksWhenONonblockCleared(t *testing.T) {
 // pair, then checks that a Read of an empty one and a Write to a full one end
 // at their deadlines.
 func noWaitProbe(t *testing.T, kind string) {
-	var (
-		r, w *ppunix.Conn
-		err  error
-	)
-	if kind == "socket" {
-		r, w, err = ppunix.Socketpair()
-	} else {
-		r, w, err = ppunix.Pipe()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := newPair(t, kind)
 	roundTrip(t, r, w)
 	if kind == "pipe" {
 		if err := r.PlainPipeIOForTest(); err != nil {
@@ -129,12 +116,7 @@ func kernelVersion(release string) (major, minor int) {
 // writev when RWF_NOWAIT is not used.
 func TestPipeFallback(t *testing.T) {
 	defer ppunix.SetPipeNoWaitForTest(ppunix.SetPipeNoWaitForTest(false))
-	r, w, err := ppunix.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := newPair(t, "pipe")
 	roundTrip(t, r, w)
 }
 

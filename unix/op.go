@@ -44,8 +44,12 @@ type readOp struct {
 	oobn  int
 	flags int
 	spin  spinner
-	fn    func(uintptr) bool // do, bound once
-	vec   iovecs
+	// drained says the last read took all the kernel held (it returned
+	// less than it asked for): on one CPU, nothing can arrive before this
+	// process gives up the CPU (see yieldFirst).
+	drained bool
+	fn      func(uintptr) bool // do, bound once
+	vec     iovecs
 }
 
 func (o *readOp) init(files *fileQueue) {
@@ -59,6 +63,11 @@ func (o *readOp) init(files *fileQueue) {
 // poller to park the goroutine only after retrying for a while (see spinFor)
 // found nothing to read.
 func (o *readOp) do(fd uintptr) bool {
+	if yieldFirst && o.drained {
+		// Asking first would only return EAGAIN: a system call saved.
+		o.drained = false
+		yield()
+	}
 	for {
 		if o.oob != nil {
 			// recvmsg, so that passed descriptors are never dropped.
@@ -74,6 +83,8 @@ func (o *readOp) do(fd uintptr) bool {
 				continue
 			}
 			return false
+		case nil:
+			o.drained = o.n < len(o.p)+len(o.q)
 		}
 		return true
 	}

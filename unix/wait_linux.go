@@ -2,6 +2,7 @@ package unix
 
 import (
 	"runtime"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,8 +21,9 @@ import (
 // is costly in a VM).
 const spinFor = 15 * time.Microsecond
 
-// yield gives up the CPU to any other runnable thread.
-func yield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+// yield gives up the CPU to any other runnable thread (with syscall's raw
+// call rather than x/sys's, see iov_linux.go).
+func yield() { syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // yieldFirst makes a Read whose last read emptied the kernel's buffer give
 // up the CPU before it asks again, when the process may run on one CPU only

@@ -4,11 +4,13 @@ package unix_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	ppunix "github.com/procpipe/procpipe/unix"
 	"golang.org/x/sys/unix"
@@ -186,4 +188,122 @@ func newPair(t *testing.T, kind string) (r, w *ppunix.Conn) {
 	}
 	t.Cleanup(func() { r.Close(); w.Close() })
 	return r, w
+}
+
+// A deadline in the past fails a Read or Write even when it could complete
+// at once: the first attempt, made without the poller, must defer to it.
+func TestPastDeadlineBeatsReadyIO(t *testing.T) {
+	for _, kind := range []string{"socket", "pipe"} {
+		t.Run(kind, func(t *testing.T) {
+			r, w := newPair(t, kind)
+			if _, err := w.Write([]byte("waiting")); err != nil {
+				t.Fatal(err)
+			}
+			past := time.Unix(1, 0)
+			r.SetReadDeadline(past)
+			if n, err := r.Read(make([]byte, 16)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Read with a past deadline and data waiting = %d, %v; want %v", n, err, os.ErrDeadlineExceeded)
+			}
+			w.SetWriteDeadline(past)
+			if n, err := w.Write([]byte("room")); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Write with a past deadline and room = %d, %v; want %v", n, err, os.ErrDeadlineExceeded)
+			}
+			// Clearing the deadlines makes both work again.
+			r.SetReadDeadline(time.Time{})
+			w.SetWriteDeadline(time.Time{})
+			if _, err := w.Write([]byte("!")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 16)
+			if n, err := r.Read(buf); err != nil || string(buf[:n]) != "waiting!" {
+				t.Errorf("Read after clearing = %q, %v; want %q", buf[:n], err, "waiting!")
+			}
+		})
+	}
+}
+
+// Closing a Conn while another goroutine reads or writes it as fast as it
+// can (the peer keeps data or room coming, so every call is a first attempt
+// that succeeds) ends that goroutine's calls with the error of a call on a
+// closed Conn, never with a call on the closed descriptor (EBADF) or on one
+// that reused its number.
+func TestCloseDuringFirstAttempts(t *testing.T) {
+	for _, kind := range []string{"socket", "pipe"} {
+		for _, side := range []string{"read", "write"} {
+			t.Run(kind+"/"+side, func(t *testing.T) {
+				for range 30 {
+					closeDuring(t, kind, side)
+				}
+			})
+		}
+	}
+}
+
+func closeDuring(t *testing.T, kind, side string) {
+	r, w := newPair(t, kind)
+	target, peer := r, w
+	if side == "write" {
+		target, peer = w, r
+	}
+	buf := make([]byte, 512)
+	io := func(c *ppunix.Conn) error {
+		var err error
+		if c == r {
+			_, err = c.Read(buf)
+		} else {
+			_, err = c.Write(buf)
+		}
+		return err
+	}
+	// The peer keeps the target busy until the target is closed (and the
+	// peer with it, by the test's cleanup, or here below).
+	peerDone := make(chan struct{})
+	go func() {
+		defer close(peerDone)
+		pbuf := make([]byte, 512)
+		for {
+			var err error
+			if peer == w {
+				_, err = peer.Write(pbuf)
+			} else {
+				_, err = peer.Read(pbuf)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	started := make(chan struct{})
+	ended := make(chan error)
+	go func() {
+		for i := 0; ; i++ {
+			if i == 10 {
+				close(started)
+			}
+			if err := io(target); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	<-started
+	target.Close()
+	// Reuse the number at once, as another goroutine of the program might.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.Write(bytes.Repeat([]byte("X"), 512))
+	err = <-ended
+	pr.Close()
+	pw.Close()
+	peer.Close()
+	<-peerDone
+	// What a call on a Conn closed before it returns (the poller's error).
+	if closed := io(target); !errors.Is(err, closed) {
+		t.Fatalf("%s on a Conn closed meanwhile: %v; want %v", side, err, closed)
+	}
+	if side == "read" && bytes.Contains(buf, []byte("X")) {
+		t.Fatalf("Read returned bytes from a descriptor that reused the closed one's number")
+	}
 }

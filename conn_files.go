@@ -241,7 +241,7 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 		}
 		rcs[i] = rc
 	}
-	c.lock(context.Background(), c.wlock)
+	c.lock(context.Background(), &c.wlock)
 	switch {
 	case c.closed.Load():
 		err = closedError(op)
@@ -268,7 +268,7 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 			c.acks.unexpect()
 		}
 	}
-	c.unlock(c.wlock)
+	c.unlock(&c.wlock)
 	if err != nil {
 		return c.opError(op, context.Background(), err)
 	}
@@ -487,7 +487,7 @@ func (c *Conn) awaitAck(op string, ticket uint64) error {
 			continue
 		}
 		err := c.readAck(op, ticket)
-		c.unlock(c.rlock)
+		c.unlock(&c.rlock)
 		return err
 	}
 }
@@ -548,9 +548,9 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.lock(context.Background(), c.rlock)
+	c.lock(context.Background(), &c.rlock)
 	if c.closed.Load() {
-		c.unlock(c.rlock)
+		c.unlock(&c.rlock)
 		return nil, closedError(op)
 	}
 	var (
@@ -565,7 +565,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 			msg, err = c.rd.ReadFrame((*bp)[:0], c.limit)
 		}
 		if err != nil {
-			c.unlock(c.rlock)
+			c.unlock(&c.rlock)
 			if err == ErrFilesNext {
 				return nil, err
 			}
@@ -581,7 +581,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 			files, err = nil, aerr
 		}
 	}
-	c.unlock(c.rlock)
+	c.unlock(&c.rlock)
 	if withMsg {
 		if derr := c.codec.Unmarshal(msg, v); derr != nil {
 			closeFiles(files)
@@ -614,8 +614,8 @@ func (c *Conn) takeFiles(op string, fp filePasser) (files []*os.File, consumed b
 
 // sendAck answers received files. The caller holds the receive lock.
 func (c *Conn) sendAck(op string) error {
-	c.lock(context.Background(), c.wlock)
-	defer c.unlock(c.wlock)
+	c.lock(context.Background(), &c.wlock)
+	defer c.unlock(&c.wlock)
 	if c.closed.Load() {
 		return closedError(op)
 	}

@@ -16,7 +16,8 @@ type ctxMutex struct {
 	wake    chan struct{} // capacity 1: a token that wakes one of them
 }
 
-func newCtxMutex() *ctxMutex { return &ctxMutex{wake: make(chan struct{}, 1)} }
+// init readies a zero ctxMutex for use.
+func (m *ctxMutex) init() { m.wake = make(chan struct{}, 1) }
 
 // lock takes m, giving up when ctx (if not nil) is done.
 func (m *ctxMutex) lock(ctx context.Context) error {

@@ -10,7 +10,8 @@ import (
 // TestCtxMutex checks mutual exclusion among waiters with and without
 // contexts, and that a waiter whose context ends gives up.
 func TestCtxMutex(t *testing.T) {
-	m := newCtxMutex()
+	m := new(ctxMutex)
+	m.init()
 	var (
 		wg      sync.WaitGroup
 		inside  int

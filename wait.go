@@ -74,7 +74,7 @@ func (c *Conn) buffered() bool {
 	if !c.rlock.tryLock() {
 		return false
 	}
-	defer c.unlock(c.rlock)
+	defer c.unlock(&c.rlock)
 	return c.rd.Buffered() > 0
 }
 

@@ -398,3 +398,38 @@ func TestSkipFrame(t *testing.T) {
 		t.Fatalf("ReadFrame = %q, %v", got, err)
 	}
 }
+
+// vectorLog is a VectorWriter that records how many buffers each call got.
+type vectorLog struct {
+	bytes.Buffer
+	calls []int
+}
+
+func (v *vectorLog) Writev(bufs [][]byte) (int64, error) {
+	v.calls = append(v.calls, len(bufs))
+	var n int64
+	for _, b := range bufs {
+		m, _ := v.Write(b)
+		n += int64(m)
+	}
+	return n, nil
+}
+
+// A tiny payload goes out copied behind its header, one buffer; a larger one
+// as header and payload, two buffers and no copy.
+func TestWriterBuffersPerFrame(t *testing.T) {
+	var v vectorLog
+	w := frame.NewWriter(&v)
+	tiny, large := pattern(16, 1), pattern(4096, 2)
+	for _, p := range [][]byte{tiny, large, {}, tiny} {
+		if err := w.WriteFrame(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []int{1, 2, 1, 1}; !cmp.Equal(v.calls, want) {
+		t.Errorf("buffers per Writev = %v; want %v", v.calls, want)
+	}
+	if want := frames(tiny, large, []byte{}, tiny).Bytes(); !bytes.Equal(v.Bytes(), want) {
+		t.Errorf("stream differs from the frames written")
+	}
+}

@@ -17,8 +17,17 @@ type VectorWriter interface {
 // one write when the transport has no [VectorWriter].
 const smallFrame = 16 << 10
 
+// tinyFrame is the largest payload a Writer copies behind its header even for
+// a [VectorWriter]: one buffer costs the kernel less than two, and the copy
+// next to nothing. With it, streams of 16-byte messages with both processes
+// free on 2 CPUs ran 5-20% faster on a socketpair and 0-7% on pipes (5 rounds
+// alternating with and without); no change on one CPU, nor for round trips.
+const tinyFrame = 256
+
 // A Writer writes whole frames to a byte stream. A frame goes to the
-// transport in one vectored write when the transport is a [VectorWriter].
+// transport in one vectored write (header and payload) when the transport is
+// a [VectorWriter], or in one plain write of a tiny payload copied behind its
+// header.
 //
 // A Writer is not safe for concurrent use; the caller serialises its calls.
 type Writer struct {
@@ -49,6 +58,10 @@ func (w *Writer) WriteFrame(p []byte) error {
 	var n int64
 	var err error
 	switch {
+	case w.vw != nil && len(p) <= tinyFrame:
+		w.tmp = append(append(w.tmp[:0], hdr...), p...)
+		w.vec[0] = w.tmp
+		n, err = w.vw.Writev(w.vec[:1])
 	case w.vw != nil:
 		w.vec[0], w.vec[1] = hdr, p
 		n, err = w.vw.Writev(w.vec[:])

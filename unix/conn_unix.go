@@ -41,11 +41,13 @@ type Conn struct {
 	// Conn.first), holding live for reading; Close holds it for writing
 	// while it sets closed, so no attempt uses fd once it may be closed
 	// and its number reused. rdl and wdl say a read or write deadline is
-	// set: only the poller's path honours them.
+	// set: only the poller's path honours them. dmu serialises the
+	// deadline setters, so that each flag ends as its deadline does.
 	fd       int
 	live     sync.RWMutex
 	closed   bool
 	rdl, wdl atomic.Bool
+	dmu      sync.Mutex
 
 	files *fileQueue // descriptors received on a socket; nil on a pipe
 }
@@ -203,7 +205,9 @@ func kindOf(fd int) (Kind, error) {
 func (c *Conn) Kind() Kind { return c.kind }
 
 // File returns the Conn's file, for handing to a child process (as in
-// exec.Cmd.ExtraFiles). Reading or writing it directly corrupts the stream.
+// exec.Cmd.ExtraFiles). Reading or writing it directly corrupts the stream,
+// and it must be closed only by [Conn.Close]: a Conn whose file was closed
+// behind its back could reach a descriptor that reused its number.
 func (c *Conn) File() *os.File { return c.f }
 
 // Read reads up to len(p) bytes. It returns io.EOF when the peer has closed
@@ -264,15 +268,19 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	return total, nil
 }
 
-// first makes a Read's or Write's first attempt, op (which never blocks),
-// straight on the descriptor, and reports whether op completed the call.
+// first makes a Read's or Write's first attempt, op, straight on the
+// descriptor, and reports whether op completed the call. op does not wait
+// for the peer (a read retries for at most spinFor; the calls are
+// non-blocking, see iov_linux.go), so Close, which waits for it, waits
+// briefly.
 // Going through the runtime poller's bookkeeping (os.File's RawConn, then
 // poll.FD's reference count and readiness reset) on every call touched a
 // dozen more pages of code and data between system calls; where each system
 // call empties the TLB (see iov_linux.go) that made round trips with both
 // processes on one CPU about 2.5% slower (4 runs of 6 rounds alternating
 // with C). When op would block, or a deadline is set (the poller enforces
-// it), or the Conn is closing, the call goes through the poller as before.
+// it), or the Conn is closing, the call goes through the poller as before
+// (a call that then waits has made one more attempt than it would have).
 func (c *Conn) first(op func(uintptr) bool, deadline *atomic.Bool) bool {
 	if deadline.Load() {
 		return false
@@ -339,21 +347,31 @@ func pollIn(fd int) (bool, error) {
 // SetReadDeadline sets the deadline for Read and WaitReady; see
 // [os.File.SetReadDeadline].
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdl.Store(!t.IsZero())
-	return c.f.SetReadDeadline(t)
+	return c.setDeadline(&c.rdl, c.f.SetReadDeadline, t)
 }
 
 // SetWriteDeadline sets the deadline for Write and Writev; see
 // [os.File.SetWriteDeadline].
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wdl.Store(!t.IsZero())
-	return c.f.SetWriteDeadline(t)
+	return c.setDeadline(&c.wdl, c.f.SetWriteDeadline, t)
+}
+
+// setDeadline sets a deadline with set and its flag (rdl or wdl). The flag
+// is up while the file's deadline changes, so no first attempt skips a
+// deadline that is being set.
+func (c *Conn) setDeadline(flag *atomic.Bool, set func(time.Time) error, t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	flag.Store(true)
+	err := set(t)
+	flag.Store(!t.IsZero())
+	return err
 }
 
 // Close closes the descriptor, unblocking any Read or Write in progress, and
 // every received descriptor not yet taken. It may be called more than once.
-// It waits for a first attempt in progress (see Conn.first), which never
-// blocks.
+// It waits for a first attempt in progress (see Conn.first), which does not
+// wait for the peer.
 func (c *Conn) Close() error {
 	c.live.Lock()
 	c.closed = true

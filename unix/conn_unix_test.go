@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,7 +248,7 @@ func closeDuring(t *testing.T, kind, side string) {
 		target, peer = w, r
 	}
 	buf := make([]byte, 512)
-	io := func(c *ppunix.Conn) error {
+	call := func(c *ppunix.Conn) error {
 		var err error
 		if c == r {
 			_, err = c.Read(buf)
@@ -280,7 +282,7 @@ func closeDuring(t *testing.T, kind, side string) {
 			if i == 10 {
 				close(started)
 			}
-			if err := io(target); err != nil {
+			if err := call(target); err != nil {
 				ended <- err
 				return
 			}
@@ -300,10 +302,51 @@ func closeDuring(t *testing.T, kind, side string) {
 	peer.Close()
 	<-peerDone
 	// What a call on a Conn closed before it returns (the poller's error).
-	if closed := io(target); !errors.Is(err, closed) {
+	if closed := call(target); !errors.Is(err, closed) {
 		t.Fatalf("%s on a Conn closed meanwhile: %v; want %v", side, err, closed)
 	}
 	if side == "read" && bytes.Contains(buf, []byte("X")) {
 		t.Fatalf("Read returned bytes from a descriptor that reused the closed one's number")
+	}
+}
+
+// Deadlines set from two goroutines at once leave the first attempt and the
+// poller agreeing on whichever was set last: a Read that could complete at
+// once fails exactly when WaitReady (which always asks the poller) does.
+func TestConcurrentDeadlinesAgree(t *testing.T) {
+	r, w := newPair(t, "pipe")
+	buf := make([]byte, 8)
+	past := time.Unix(1, 0)
+	for i := range 5000 {
+		if _, err := w.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		// Both setters wait for a common start, to race as closely as
+		// the scheduler lets them.
+		var wg sync.WaitGroup
+		var ready atomic.Int32
+		set := func(d time.Time) {
+			defer wg.Done()
+			ready.Add(1)
+			for ready.Load() < 2 {
+				runtime.Gosched() // on one CPU, let the other start
+			}
+			r.SetReadDeadline(d)
+		}
+		wg.Add(2)
+		go set(past)
+		go set(time.Time{})
+		wg.Wait()
+		werr := r.WaitReady()
+		_, rerr := r.Read(buf)
+		if errors.Is(werr, os.ErrDeadlineExceeded) != errors.Is(rerr, os.ErrDeadlineExceeded) {
+			t.Fatalf("round %d: WaitReady: %v, but Read: %v", i, werr, rerr)
+		}
+		if rerr != nil { // the byte is still there: take it
+			r.SetReadDeadline(time.Time{})
+			if _, err := r.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -160,20 +160,12 @@ func (c *Conn) SendContext(ctx context.Context, v any) error {
 
 // SendBytes sends p as one message, like Python's send_bytes(buf); slice p
 // for Python's offset and size. p may be modified once SendBytes returns.
-func (c *Conn) SendBytes(p []byte) error { return c.sendBytes(nil, p) }
+func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Background(), p) }
 
 // SendBytesContext is like [Conn.SendBytes], giving up when ctx is done.
 // Giving up after part of a message larger than the kernel's buffer was
 // written leaves the sending side unusable (errors match [ErrBroken]).
 func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
-	return c.sendBytes(ctx, p)
-}
-
-// sendBytes is SendBytesContext, or SendBytes for a nil ctx, which then skips
-// the context's plumbing: the one-message path is short on purpose (a round
-// trip's cost outside the kernel is mostly the code it runs, cold after each
-// context switch).
-func (c *Conn) sendBytes(ctx context.Context, p []byte) error {
 	if !c.canWrite {
 		return ErrReceiveOnly
 	}
@@ -181,16 +173,22 @@ func (c *Conn) sendBytes(ctx context.Context, p []byte) error {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
 	if ctx == nil {
-		c.wlock.lockUntil(nil)
-	} else if err := c.lock(ctx, &c.wlock); err != nil {
-		return err
+		ctx = context.Background()
+	}
+	done := ctx.Done()
+	if !c.wlock.lockUntil(done) {
+		return ctx.Err()
 	}
 	defer c.unlock(&c.wlock)
 	if c.closed.Load() {
 		return closedError("send")
 	}
-	if ctx == nil {
-		return c.opError("send", nil, c.wr.WriteFrame(p))
+	if done == nil {
+		// A context that never ends (SendBytes's) needs no interrupt:
+		// the one-message path is short on purpose, as a round trip's
+		// cost outside the kernel is mostly the code it runs, cold
+		// after each context switch.
+		return c.opError("send", ctx, c.wr.WriteFrame(p))
 	}
 	stop := c.interrupt(ctx, false)
 	err := c.wr.WriteFrame(p)

@@ -420,16 +420,17 @@ func (v *vectorLog) Writev(bufs [][]byte) (int64, error) {
 func TestWriterBuffersPerFrame(t *testing.T) {
 	var v vectorLog
 	w := frame.NewWriter(&v)
-	tiny, large := pattern(16, 1), pattern(4096, 2)
-	for _, p := range [][]byte{tiny, large, {}, tiny} {
+	tiny, edge, over, large := pattern(16, 1), pattern(256, 2), pattern(257, 3), pattern(4096, 4)
+	payloads := [][]byte{tiny, large, {}, edge, over, tiny}
+	for _, p := range payloads {
 		if err := w.WriteFrame(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if want := []int{1, 2, 1, 1}; !cmp.Equal(v.calls, want) {
+	if want := []int{1, 2, 1, 1, 2, 1}; !cmp.Equal(v.calls, want) {
 		t.Errorf("buffers per Writev = %v; want %v", v.calls, want)
 	}
-	if want := frames(tiny, large, []byte{}, tiny).Bytes(); !bytes.Equal(v.Bytes(), want) {
+	if want := frames(payloads...).Bytes(); !bytes.Equal(v.Bytes(), want) {
 		t.Errorf("stream differs from the frames written")
 	}
 }

@@ -24,10 +24,11 @@ const smallFrame = 16 << 10
 // alternating with and without); no change on one CPU, nor for round trips.
 const tinyFrame = 256
 
-// A Writer writes whole frames to a byte stream. A frame goes to the
-// transport in one vectored write (header and payload) when the transport is
-// a [VectorWriter], or in one plain write of a tiny payload copied behind its
-// header.
+// A Writer writes whole frames to a byte stream. On a [VectorWriter] a frame
+// goes in one vectored write: header and payload as two buffers, or as one
+// when the payload is tiny (up to 256 bytes) and copied behind the header. On
+// another transport a payload of up to 16 KiB is copied behind its header for
+// one write, and a larger one follows its header in a second write.
 //
 // A Writer is not safe for concurrent use; the caller serialises its calls.
 type Writer struct {
@@ -35,7 +36,7 @@ type Writer struct {
 	vw  VectorWriter // w, if it is one
 	hdr [LongHeaderSize]byte
 	vec [2][]byte
-	tmp []byte // header plus a small payload, when w has no Writev
+	tmp []byte // header plus a payload copied behind it (see WriteFrame)
 	bat []byte // frames gathered by WriteFrames
 	err error  // sticky: set once a frame was written in part
 }

@@ -370,8 +370,8 @@ func (c *Conn) setDeadline(flag *atomic.Bool, set func(time.Time) error, t time.
 
 // Close closes the descriptor, unblocking any Read or Write in progress, and
 // every received descriptor not yet taken. It may be called more than once.
-// It waits for a first attempt in progress (see Conn.first), which does not
-// wait for the peer.
+// It first waits for a read or write attempt in progress on the descriptor
+// itself, which does not wait for the peer.
 func (c *Conn) Close() error {
 	c.live.Lock()
 	c.closed = true

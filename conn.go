@@ -172,23 +172,12 @@ func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
 	if c.limit >= 0 && int64(len(p)) > c.limit {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	done := ctx.Done()
-	if !c.wlock.lockUntil(done) {
-		return ctx.Err()
+	if err := c.lock(ctx, &c.wlock); err != nil {
+		return err
 	}
 	defer c.unlock(&c.wlock)
 	if c.closed.Load() {
 		return closedError("send")
-	}
-	if done == nil {
-		// A context that never ends (SendBytes's) needs no interrupt:
-		// the one-message path is short on purpose, as a round trip's
-		// cost outside the kernel is mostly the code it runs, cold
-		// after each context switch.
-		return c.opError("send", ctx, c.wr.WriteFrame(p))
 	}
 	stop := c.interrupt(ctx, false)
 	err := c.wr.WriteFrame(p)

@@ -47,119 +47,124 @@ func noWaitUnsupported(e unix.Errno) bool {
 	return e == unix.EOPNOTSUPP || e == unix.ENOSYS || e == unix.EINVAL
 }
 
-// iovecs is the scratch space of a Conn's reads or writes on Linux, which
-// make the system calls directly: x/sys's SendmsgBuffers, Recvmsg and Writev
-// allocate on every call.
+// iovecs holds what a Conn's reads or writes on Linux keep between calls.
+// The system calls are made directly, with their iovec arrays and message
+// headers on the stack (x/sys's SendmsgBuffers, Recvmsg and Writev allocate
+// on every call): stores there need no write barrier, and touch no page of
+// memory besides the stack.
 type iovecs struct {
-	iov   [8]unix.Iovec
-	msg   unix.Msghdr
-	plain unix.Errno // on a pipe: why the kernel refused RWF_NOWAIT, if it did (see pipeIO)
+	plain unix.Errno // on a pipe: why the kernel refused RWF_NOWAIT, if it did (see nowait)
 }
 
-// fill points the iovecs at bufs (at most len(v.iov) of them: the rest is
-// written by a later call, as after any short write) and returns how many
-// it used.
-func (v *iovecs) fill(bufs [][]byte) int {
+// maxIovecs is how many buffers one vectored call takes; the rest are
+// written by a later call, as after any short write.
+const maxIovecs = 8
+
+// fill points iov at the non-empty ones among bufs and returns how many it
+// used.
+func fill(iov *[maxIovecs]unix.Iovec, bufs [][]byte) int {
 	n := 0
 	for _, b := range bufs {
-		if n == len(v.iov) {
+		if n == len(iov) {
 			break
 		}
 		if len(b) == 0 {
 			continue
 		}
-		v.iov[n].Base = &b[0]
-		v.iov[n].SetLen(len(b))
+		iov[n].Base = &b[0]
+		iov[n].SetLen(len(b))
 		n++
 	}
 	return n
 }
 
-// clear drops the pointers to the caller's memory.
-func (v *iovecs) clear(n int) {
-	for i := range n {
-		v.iov[i] = unix.Iovec{}
-	}
-}
-
-func (v *iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
-	n := v.fill(bufs)
-	v.msg = unix.Msghdr{Iov: &v.iov[0]}
-	v.msg.SetIovlen(n)
-	r, _, e := syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.msg)), sendFlags|unix.MSG_DONTWAIT)
-	v.msg.Iov = nil
-	v.clear(n)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}
-
-func (v *iovecs) writev(fd int, bufs [][]byte) (int, error) {
-	n := v.fill(bufs)
-	r, e := v.pipeIO(unix.SYS_PWRITEV2, unix.SYS_WRITEV, fd, n)
-	v.clear(n)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}
-
-// recvmsg receives into p, and then q (which may be empty), with control
-// messages into oob, descriptors close-on-exec, through the iovecs' scratch
-// space: x/sys's Recvmsg allocates on every call.
-func (v *iovecs) recvmsg(fd int, p, q, oob []byte) (n, oobn, flags int, err error) {
-	iovs := v.point(p, q)
-	v.msg = unix.Msghdr{Iov: &v.iov[0], Control: &oob[0]}
-	v.msg.SetIovlen(iovs)
-	v.msg.SetControllen(len(oob))
-	r, _, e := syscall.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.msg)), unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
-	oobn, flags = int(v.msg.Controllen), int(v.msg.Flags)
-	v.msg = unix.Msghdr{}
-	v.clear(iovs)
-	if e != 0 {
-		return 0, 0, 0, e
-	}
-	return int(r), oobn, flags, nil
-}
-
-// read reads into p, and then q (which may be empty), from a pipe: preadv2(2)
-// with RWF_NOWAIT, or readv(2) (see pipeIO).
-func (v *iovecs) read(fd int, p, q []byte) (int, error) {
-	iovs := v.point(p, q)
-	r, e := v.pipeIO(unix.SYS_PREADV2, unix.SYS_READV, fd, iovs)
-	v.clear(iovs)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}
-
-// point points the first iovecs at p (not empty) and q (if not empty) and
-// returns how many it used.
-func (v *iovecs) point(p, q []byte) int {
-	v.iov[0].Base = &p[0]
-	v.iov[0].SetLen(len(p))
+// point points iov at p (not empty) and q (if not empty) and returns how
+// many it used.
+func point(iov *[2]unix.Iovec, p, q []byte) int {
+	iov[0].Base = &p[0]
+	iov[0].SetLen(len(p))
 	if len(q) == 0 {
 		return 1
 	}
-	v.iov[1].Base = &q[0]
-	v.iov[1].SetLen(len(q))
+	iov[1].Base = &q[0]
+	iov[1].SetLen(len(q))
 	return 2
 }
 
-// pipeIO reads or writes the first n iovecs on a pipe: nowait (preadv2 or
-// pwritev2 at the current position with RWF_NOWAIT) as a raw call, or plain
-// (readv or writev) once the kernel has refused that for this pipe.
-func (v *iovecs) pipeIO(nowait, plain uintptr, fd, n int) (uintptr, unix.Errno) {
-	if v.plain == 0 && pipeNoWait.Load() {
-		const here = ^uintptr(0) // offset -1: the current position, in both halves
-		r, _, e := syscall.RawSyscall6(nowait, uintptr(fd), uintptr(unsafe.Pointer(&v.iov[0])), uintptr(n), here, here, unix.RWF_NOWAIT)
-		if !noWaitUnsupported(e) {
-			return r, e
+func (v *iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
+	var iov [maxIovecs]unix.Iovec
+	msg := unix.Msghdr{Iov: &iov[0]}
+	msg.SetIovlen(fill(&iov, bufs))
+	r, _, e := syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), sendFlags|unix.MSG_DONTWAIT)
+	return result(r, e)
+}
+
+func (v *iovecs) writev(fd int, bufs [][]byte) (int, error) {
+	var iov [maxIovecs]unix.Iovec
+	n := fill(&iov, bufs)
+	if v.nowait() {
+		r, _, e := syscall.RawSyscall6(unix.SYS_PWRITEV2, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n), here, here, unix.RWF_NOWAIT)
+		if !v.refused(e) {
+			return result(r, e)
 		}
-		v.plain = e
 	}
-	r, _, e := unix.Syscall(plain, uintptr(fd), uintptr(unsafe.Pointer(&v.iov[0])), uintptr(n))
-	return r, e
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	return result(r, e)
+}
+
+// recvmsg receives into p, and then q (which may be empty), with control
+// messages into oob, descriptors close-on-exec.
+func (v *iovecs) recvmsg(fd int, p, q, oob []byte) (n, oobn, flags int, err error) {
+	var iov [2]unix.Iovec
+	msg := unix.Msghdr{Iov: &iov[0], Control: &oob[0]}
+	msg.SetIovlen(point(&iov, p, q))
+	msg.SetControllen(len(oob))
+	r, _, e := syscall.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+	if e != 0 {
+		return 0, 0, 0, e
+	}
+	return int(r), int(msg.Controllen), int(msg.Flags), nil
+}
+
+// read reads into p, and then q (which may be empty), from a pipe: preadv2(2)
+// with RWF_NOWAIT, or readv(2) once the kernel has refused that for this pipe
+// (see nowait).
+func (v *iovecs) read(fd int, p, q []byte) (int, error) {
+	var iov [2]unix.Iovec
+	n := point(&iov, p, q)
+	if v.nowait() {
+		r, _, e := syscall.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n), here, here, unix.RWF_NOWAIT)
+		if !v.refused(e) {
+			return result(r, e)
+		}
+	}
+	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+	return result(r, e)
+}
+
+// here, as the offset of preadv2 and pwritev2 (in both halves), means the
+// current position.
+const here = ^uintptr(0)
+
+// nowait reports whether to make a pipe's calls with RWF_NOWAIT, as raw
+// calls; the kernel may refuse it (see refused), and then the pipe uses
+// readv and writev made with Syscall.
+func (v *iovecs) nowait() bool { return v.plain == 0 && pipeNoWait.Load() }
+
+// refused reports whether e says the kernel refuses RWF_NOWAIT for this
+// pipe, and remembers it.
+func (v *iovecs) refused(e unix.Errno) bool {
+	if !noWaitUnsupported(e) {
+		return false
+	}
+	v.plain = e
+	return true
+}
+
+// result is a system call's result as Go returns it.
+func result(r uintptr, e unix.Errno) (int, error) {
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,6 +119,41 @@ func TestPipeFallback(t *testing.T) {
 	defer ppunix.SetPipeNoWaitForTest(ppunix.SetPipeNoWaitForTest(false))
 	r, w := newPair(t, "pipe")
 	roundTrip(t, r, w)
+}
+
+// TestFIFOFallsBack checks that a FIFO, whose reads and writes the kernel
+// refuses to make with RWF_NOWAIT, falls back to readv and writev.
+func TestFIFOFallsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		rf.Close()
+		t.Fatal(err)
+	}
+	r, err := ppunix.NewConn(rf)
+	if err != nil {
+		wf.Close()
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := ppunix.NewConn(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	roundTrip(t, r, w)
+	for _, c := range []*ppunix.Conn{r, w} {
+		if err := c.PlainPipeIOForTest(); err == nil {
+			t.Error("FIFO end did not fall back to readv/writev; the kernel takes RWF_NOWAIT on FIFOs now?")
+		}
+	}
 }
 
 // setBlocking clears O_NONBLOCK on c's open file.

@@ -20,7 +20,7 @@ func (s *spinner) again() bool {
 	if spinFor <= 0 {
 		return false
 	}
-	if s.tries == 0 {
+	if s.tries == 0 { // a new call (its Conn reset tries)
 		s.start = time.Now()
 	} else if time.Since(s.start) > spinFor {
 		return false
@@ -30,12 +30,14 @@ func (s *spinner) again() bool {
 	return true
 }
 
-// A readOp and a writeOp hold the state of one Read and one Writev across
-// the callback the runtime poller calls. They live in the Conn and their
-// callbacks are method values made once, so that I/O allocates nothing: a
-// closure handed to syscall.RawConn escapes, and with it every variable it
-// captures. A Conn's Reads are serialised by its caller, as are its Writes,
-// so one of each suffices.
+// A readOp and a writeOp hold the state of a Conn's Reads and Writes: what
+// persists between calls, and the arguments and results of one call across
+// the callback the runtime poller calls. Their callbacks are method values
+// made once, so that I/O allocates nothing: a closure handed to
+// syscall.RawConn escapes, and with it every variable it captures. A Conn's
+// Reads are serialised by its caller, as are its Writes, so one of each
+// suffices. A call's first attempt (see Conn.firstRead) passes its
+// arguments and results directly instead.
 type readOp struct {
 	p, q  []byte // q, if not empty, takes what does not fit p (see ReadScatter)
 	n     int
@@ -59,10 +61,17 @@ func (o *readOp) init(files *fileQueue) {
 	o.fn = o.do
 }
 
-// do reads once into o.p and o.q (with recvmsg on a socket); it tells the
-// poller to park the goroutine only after retrying for a while (see spinFor)
-// found nothing to read.
+// do is the poller's callback: it reads into o.p and o.q, and tells the
+// poller to park the goroutine when read found nothing.
 func (o *readOp) do(fd uintptr) bool {
+	o.n, o.err = o.read(int(fd), o.p, o.q)
+	return o.err != unix.EAGAIN
+}
+
+// read reads once into p and q (with recvmsg on a socket, setting o.oobn
+// and o.flags); when there is nothing to read it retries for a while (see
+// spinFor) before it returns EAGAIN.
+func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 	if yieldFirst && o.drained {
 		// Asking first would only return EAGAIN: a system call saved.
 		o.drained = false
@@ -71,22 +80,21 @@ func (o *readOp) do(fd uintptr) bool {
 	for {
 		if o.oob != nil {
 			// recvmsg, so that passed descriptors are never dropped.
-			o.n, o.oobn, o.flags, o.err = o.vec.recvmsg(int(fd), o.p, o.q, o.oob)
+			n, o.oobn, o.flags, err = o.vec.recvmsg(fd, p, q, o.oob)
 		} else {
-			o.n, o.err = o.vec.read(int(fd), o.p, o.q)
+			n, err = o.vec.read(fd, p, q)
 		}
-		switch o.err {
+		switch err {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			if o.spin.again() {
 				continue
 			}
-			return false
 		case nil:
-			o.drained = o.n < len(o.p)+len(o.q)
+			o.drained = n < len(p)+len(q)
 		}
-		return true
+		return n, err
 	}
 }
 
@@ -104,35 +112,43 @@ func (o *writeOp) init(socket bool) {
 	o.fn = o.do
 }
 
-// do writes as much of o.bufs as the kernel takes; it tells the poller to
+// do is the poller's callback: it writes o.bufs, and tells the poller to
 // park the goroutine when the kernel has no room.
 func (o *writeOp) do(fd uintptr) bool {
+	var n int64
+	n, o.bufs, o.err = o.write(int(fd), o.bufs)
+	o.total += n
+	return o.err != unix.EAGAIN
+}
+
+// write writes as much of bufs as the kernel takes, and returns how many
+// bytes that was, what is left of bufs, and the error that stopped it (nil
+// once all of bufs is written; EAGAIN when the kernel has no room).
+func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err error) {
 	for {
-		for len(o.bufs) > 0 && len(o.bufs[0]) == 0 {
-			o.bufs = o.bufs[1:]
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
 		}
-		if len(o.bufs) == 0 {
-			return true
+		if len(bufs) == 0 {
+			return total, nil, nil
 		}
 		var n int
 		if o.socket {
-			n, o.err = o.vec.sendmsg(int(fd), o.bufs)
+			n, err = o.vec.sendmsg(fd, bufs)
 		} else {
-			n, o.err = o.vec.writev(int(fd), o.bufs)
+			n, err = o.vec.writev(fd, bufs)
 		}
 		if n > 0 {
-			o.total += int64(n)
-			o.bufs = consume(o.bufs, n)
+			total += int64(n)
+			bufs = consume(bufs, n)
 		}
-		switch o.err {
+		switch err {
 		case nil, unix.EINTR:
-		case unix.EAGAIN:
-			// No spin here: a full buffer holds more than the peer
-			// reads in spinFor, and spinning for room made pinned
-			// bulk transfers 1.5x slower in ci/bench.sh.
-			return false
 		default:
-			return true
+			// EAGAIN: no spin here, a full buffer holds more than the
+			// peer reads in spinFor, and spinning for room made pinned
+			// bulk transfers 1.5x slower in ci/bench.sh.
+			return total, bufs, err
 		}
 	}
 }

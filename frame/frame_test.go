@@ -293,6 +293,16 @@ func TestTooLarge(t *testing.T) {
 	if msg := tl.Error(); msg != "procpipe: message of 204800 bytes exceeds the limit of 102400 bytes" {
 		t.Errorf("message %q does not name both sizes", msg)
 	}
+
+	// Small frames, buffered whole and fitting p: the limit still holds.
+	r = frame.NewReader(frames(pattern(30, 5), pattern(10, 6)), 0)
+	p := make([]byte, 100)
+	if _, err := r.ReadFrameInto(p, 20); !errors.As(err, &tl) || tl.Size != 30 || tl.Limit != 20 {
+		t.Fatalf("ReadFrameInto(limit 20) of a buffered 30-byte frame = %v; want TooLargeError{30, 20}", err)
+	}
+	if n, err := r.ReadFrameInto(p, 20); err != nil || !bytes.Equal(p[:n], pattern(10, 6)) {
+		t.Fatalf("frame after the too-large one = %d, %v; want the 10-byte frame", n, err)
+	}
 }
 
 func TestBufferTooShort(t *testing.T) {

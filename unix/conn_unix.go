@@ -38,7 +38,7 @@ type Conn struct {
 	wop  writeOp // the Writev in progress
 
 	// A Read or Write makes its first attempt on fd directly (see
-	// Conn.first), holding live for reading; Close holds it for writing
+	// Conn.firstRead), holding live for reading; Close holds it for writing
 	// while it sets closed, so no attempt uses fd once it may be closed
 	// and its number reused. rdl and wdl say a read or write deadline is
 	// set: only the poller's path honours them. dmu serialises the
@@ -274,11 +274,14 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 // firstRead makes a Read's first attempt straight on the descriptor and
 // reports whether that completed the call; firstWrite does the same for a
 // Write. The attempt does not wait for the peer (a read retries for at most
-// spinFor; the calls are non-blocking, see iov_linux.go), so Close, which
-// waits for it, waits briefly. When the attempt would block, or a deadline
-// is set (the poller enforces it), or the Conn is closing, the call goes
-// through the poller (a call that then waits has made one more attempt than
-// it would have).
+// spinFor), so Close, which waits for it, waits briefly; it is made only
+// where the calls carry their own non-blocking flag (see iovecs.direct),
+// because a call that blocked here would hold Close up. When the attempt
+// would block, or is not made, or a deadline is set (the poller enforces
+// it), or the Conn is closing, the call goes through the poller (a call
+// that then waits has made one more attempt than it would have). The lock
+// is released without a defer: nothing under it can panic (every slice is
+// indexed after a length check).
 //
 // Going through the runtime poller's bookkeeping (os.File's RawConn, then
 // poll.FD's reference count and readiness reset) on every call touched a
@@ -290,7 +293,7 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 // instructions per round trip and side (cachegrind); with the frame reader's
 // and the locks' shorter paths, round trips ran about 2% faster.
 func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
-	if c.rdl.Load() {
+	if c.rdl.Load() || !c.rop.vec.direct(c.files != nil) {
 		return 0, false, nil
 	}
 	c.live.RLock()
@@ -303,7 +306,7 @@ func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
 }
 
 func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool, err error) {
-	if c.wdl.Load() {
+	if c.wdl.Load() || !c.wop.vec.direct(c.wop.socket) {
 		return 0, bufs, false, nil
 	}
 	c.live.RLock()

@@ -29,3 +29,17 @@ func SetYieldFirstForTest(on bool) bool {
 
 // DrainedForTest reports whether c's last read took all the kernel held.
 func (c *Conn) DrainedForTest() bool { return c.rop.drained }
+
+// FirstReadForTest makes c's first attempt at a Read into p, as Read does,
+// and reports whether it was made and completed.
+func (c *Conn) FirstReadForTest(p []byte) bool {
+	_, done, _ := c.firstRead(p, nil)
+	return done
+}
+
+// FirstWriteForTest makes c's first attempt at writing p, as Write does, and
+// reports whether it was made and completed.
+func (c *Conn) FirstWriteForTest(p []byte) bool {
+	_, _, done, _ := c.firstWrite([][]byte{p})
+	return done
+}

@@ -142,6 +142,14 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 	return result(r, e)
 }
 
+// direct reports whether the calls carry their own non-blocking flag, so
+// that a first attempt made outside the poller (see Conn.firstRead) returns
+// at once whatever O_NONBLOCK says: MSG_DONTWAIT on a socket, RWF_NOWAIT on a
+// pipe. A pipe that falls back to readv and writev trusts O_NONBLOCK, which
+// a process sharing the open file could clear; its calls go through the
+// poller, where one that blocks does not hold Close up.
+func (v *iovecs) direct(socket bool) bool { return socket || v.nowait() }
+
 // here, as the offset of preadv2 and pwritev2 (in both halves), means the
 // current position.
 const here = ^uintptr(0)

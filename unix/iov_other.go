@@ -4,9 +4,14 @@ package unix
 
 import "golang.org/x/sys/unix"
 
-// iovecs is a Conn's vectored-write scratch space; elsewhere than on Linux
-// the portable x/sys calls are used, which allocate their own.
+// iovecs holds what a Conn's reads or writes keep between calls on Linux;
+// elsewhere the portable x/sys calls are used, which allocate their own
+// scratch space, and nothing is kept.
 type iovecs struct{}
+
+// direct is false: the calls here trust O_NONBLOCK (see the Linux direct),
+// so every call goes through the poller.
+func (*iovecs) direct(bool) bool { return false }
 
 func (*iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
 	return unix.SendmsgBuffers(fd, bufs, nil, nil, sendFlags)

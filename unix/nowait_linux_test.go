@@ -156,6 +156,29 @@ func TestFIFOFallsBack(t *testing.T) {
 	}
 }
 
+// TestFallbackSkipsFirstAttempt checks that a pipe whose calls trust
+// O_NONBLOCK (readv and writev) makes no attempt outside the poller: if
+// another process cleared O_NONBLOCK, such an attempt would block while
+// holding up Close.
+func TestFallbackSkipsFirstAttempt(t *testing.T) {
+	for _, nowait := range []bool{true, false} {
+		old := ppunix.SetPipeNoWaitForTest(nowait)
+		r, w := newPair(t, "pipe")
+		if got := w.FirstWriteForTest([]byte("x")); got != nowait {
+			t.Errorf("RWF_NOWAIT %v: first attempt completed a write with room: %v; want %v", nowait, got, nowait)
+		}
+		if !nowait {
+			if _, err := w.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := r.FirstReadForTest(make([]byte, 1)); got != nowait {
+			t.Errorf("RWF_NOWAIT %v: first attempt completed a ready read: %v; want %v", nowait, got, nowait)
+		}
+		ppunix.SetPipeNoWaitForTest(old)
+	}
+}
+
 // setBlocking clears O_NONBLOCK on c's open file.
 func setBlocking(t *testing.T, c *ppunix.Conn) {
 	t.Helper()

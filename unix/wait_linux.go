@@ -13,7 +13,7 @@ import (
 // Parking and being woken by the poller costs a Go process an epoll round
 // and a trip through the scheduler on top of the kernel's wake-up; a peer
 // that answers within spinFor (a round trip) is seen without them. Writes
-// do not spin (see writeOp.do). sched_yield rather than runtime.Gosched
+// do not spin (see writeOp.write). sched_yield rather than runtime.Gosched
 // lets a peer pinned to the same CPU run at once. A Conn that waits longer
 // spins once per call and then sleeps: an idle Recv costs no CPU. Measured
 // on a 2-vCPU VM (ci/bench.sh): round trips 1.3-1.6x faster than parking

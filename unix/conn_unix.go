@@ -45,7 +45,7 @@ type Conn struct {
 	// deadline setters, so that each flag ends as its deadline does.
 	fd       int
 	live     sync.RWMutex
-	closed   bool
+	closed   atomic.Bool
 	rdl, wdl atomic.Bool
 	dmu      sync.Mutex
 
@@ -238,7 +238,7 @@ func (c *Conn) ReadScatter(p, q []byte) (int, error) {
 	if c.files != nil {
 		c.files.received(n, o.oob[:o.oobn], o.flags, err, serr)
 	}
-	return readResult(n, err, serr)
+	return readResult(n, c.pollerError("read", err), serr)
 }
 
 // Write writes all of p; see [Conn.Writev].
@@ -264,11 +264,23 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	}
 	switch {
 	case err != nil:
-		return total, err
+		return total, c.pollerError("write", err)
 	case serr != nil:
 		return total, os.NewSyscallError("write", serr)
 	}
 	return total, nil
+}
+
+// pollerError is the error for a call that the runtime poller refused or
+// ended with err (nil stays nil). The poller's own error for a call that
+// meets Close ("use of closed file") matches neither os.ErrClosed nor
+// net.ErrClosed; a Conn's matches os.ErrClosed, as an os.File's and the
+// windows package's Conn's do.
+func (c *Conn) pollerError(op string, err error) error {
+	if err != nil && c.closed.Load() {
+		return &os.PathError{Op: op, Path: c.f.Name(), Err: os.ErrClosed}
+	}
+	return err
 }
 
 // firstRead makes a Read's first attempt straight on the descriptor and
@@ -297,7 +309,7 @@ func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
 		return 0, false, nil
 	}
 	c.live.RLock()
-	if !c.closed {
+	if !c.closed.Load() {
 		n, err = c.rop.read(c.fd, p, q)
 		done = err != unix.EAGAIN
 	}
@@ -310,7 +322,7 @@ func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool,
 		return 0, bufs, false, nil
 	}
 	c.live.RLock()
-	if c.closed {
+	if c.closed.Load() {
 		rest = bufs
 	} else {
 		total, rest, err = c.wop.write(c.fd, bufs)
@@ -342,7 +354,7 @@ func (c *Conn) Ready() (bool, error) {
 	if err == nil {
 		err = serr
 	}
-	return ready, err
+	return ready, c.pollerError("poll", err)
 }
 
 // WaitReady blocks until a Read would return at once, the read deadline
@@ -357,7 +369,7 @@ func (c *Conn) WaitReady() error {
 	if err == nil {
 		err = serr
 	}
-	return err
+	return c.pollerError("poll", err)
 }
 
 func pollIn(fd int) (bool, error) {
@@ -400,11 +412,13 @@ func (c *Conn) setDeadline(flag *atomic.Bool, set func(time.Time) error, t time.
 
 // Close closes the descriptor, unblocking any Read or Write in progress, and
 // every received descriptor not yet taken. It may be called more than once.
+// The calls it unblocks, and any made after it, fail with an error matching
+// [os.ErrClosed].
 // It first waits for a read or write attempt in progress on the descriptor
 // itself, which does not wait for the peer.
 func (c *Conn) Close() error {
 	c.live.Lock()
-	c.closed = true
+	c.closed.Store(true)
 	c.live.Unlock()
 	c.files.close()
 	err := c.f.Close()

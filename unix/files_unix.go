@@ -258,7 +258,7 @@ func (c *Conn) writeRights(b byte, oob []byte) error {
 	})
 	switch {
 	case err != nil:
-		return err
+		return c.pollerError("write", err)
 	case serr != nil:
 		return os.NewSyscallError("sendmsg", serr)
 	case n != 1:

@@ -162,7 +162,8 @@ func (c *Conn) SendContext(ctx context.Context, v any) error {
 // for Python's offset and size. p may be modified once SendBytes returns.
 func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Background(), p) }
 
-// SendBytesContext is like [Conn.SendBytes], giving up when ctx is done.
+// SendBytesContext is like [Conn.SendBytes], giving up when ctx is done; with
+// ctx already done it sends nothing.
 // Giving up after part of a message larger than the kernel's buffer was
 // written leaves the sending side unusable (errors match [ErrBroken]).
 func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
@@ -179,8 +180,11 @@ func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
 	if c.closed.Load() {
 		return closedError("send")
 	}
-	stop := c.interrupt(ctx, false)
-	err := c.wr.WriteFrame(p)
+	stop, err := c.interrupt(ctx, false)
+	if err != nil {
+		return fmt.Errorf("procpipe: send: %w", err)
+	}
+	err = c.wr.WriteFrame(p)
 	stop()
 	return c.opError("send", ctx, err)
 }
@@ -256,7 +260,9 @@ func (c *Conn) RecvBytesMax(maxLength int) ([]byte, error) {
 	return c.recv(context.Background(), nil, limit)
 }
 
-// RecvBytesContext is like [Conn.RecvBytes], giving up when ctx is done.
+// RecvBytesContext is like [Conn.RecvBytes], giving up when ctx is done; with
+// ctx already done it takes nothing (a waiting message stays for the next
+// receive).
 // Giving up in the middle of a message larger than the receive buffer
 // ([Config.ReadBufferSize]) leaves the receiving side unusable (errors match
 // [ErrBroken]).
@@ -275,8 +281,11 @@ func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error
 	if c.closed.Load() {
 		return dst, closedError("recv")
 	}
-	stop := c.interrupt(ctx, true)
-	err := c.filesAhead()
+	stop, err := c.interrupt(ctx, true)
+	if err != nil {
+		return dst, fmt.Errorf("procpipe: recv: %w", err)
+	}
+	err = c.filesAhead()
 	if err == nil {
 		dst, err = c.rd.ReadFrame(dst, limit)
 	}
@@ -427,11 +436,17 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // interrupt makes ctx's end interrupt the I/O in progress on one side by
 // moving that side's deadline into the past, until the returned function is
-// called; that function restores the deadline the user set. The caller holds
-// the side's lock.
-func (c *Conn) interrupt(ctx context.Context, read bool) func() {
+// called; that function restores the deadline the user set. If ctx is
+// already done it returns ctx's error instead, and the call must not start.
+// The caller holds the side's lock.
+func (c *Conn) interrupt(ctx context.Context, read bool) (func(), error) {
 	if ctx == nil || ctx.Done() == nil {
-		return func() {}
+		return func() {}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		// Already done: the call must not start (the function below
+		// would run only after the call could have completed).
+		return nil, err
 	}
 	set := c.t.SetWriteDeadline
 	user := &c.wdline
@@ -452,7 +467,7 @@ func (c *Conn) interrupt(ctx context.Context, read bool) func() {
 			set(*user)
 			c.dmu.Unlock()
 		}
-	}
+	}, nil
 }
 
 func closedError(op string) error {

@@ -239,6 +239,24 @@ func TestContext(t *testing.T) {
 	if _, err := b.RecvBytesContext(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("RecvBytesContext with a cancelled context = %v", err)
 	}
+	// A context done before the call: nothing is sent, and nothing taken.
+	for range 100 { // the deadline set asynchronously once lost the race
+		if err := a.SendBytesContext(ctx, []byte("not sent")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("SendBytesContext with a cancelled context = %v", err)
+		}
+	}
+	if ok, err := b.Poll(0); ok || err != nil {
+		t.Fatalf("after SendBytesContext with a cancelled context, Poll = %v, %v; want nothing sent", ok, err)
+	}
+	a.SendBytes([]byte("waiting"))
+	for range 100 {
+		if _, err := b.RecvBytesContext(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("RecvBytesContext with a cancelled context and a message waiting = %v", err)
+		}
+	}
+	if m, err := b.RecvBytes(); string(m) != "waiting" || err != nil {
+		t.Fatalf("RecvBytes after cancelled receives = %q, %v; want the waiting message", m, err)
+	}
 	ctx, cancel = context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {

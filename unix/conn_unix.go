@@ -249,9 +249,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // Writev writes the concatenation of bufs in as few system calls as the
 // kernel allows, waiting for room as needed. It returns the number of bytes
-// written, which is less than the total only with an error. It never raises
-// SIGPIPE: a write to a peer that is gone fails with EPIPE or ECONNRESET in
-// an [*os.SyscallError].
+// written, which is less than the total only with an error. It leaves bufs
+// as it was, even after a short write. It never raises SIGPIPE: a write to a
+// peer that is gone fails with EPIPE or ECONNRESET in an [*os.SyscallError].
 func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	total, rest, done, serr := c.firstWrite(bufs)
 	var err error
@@ -262,6 +262,7 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 		total, serr = o.total, o.err
 		o.bufs, o.err = nil, nil
 	}
+	c.wop.forget()
 	switch {
 	case err != nil:
 		return total, c.pollerError("write", err)
@@ -330,19 +331,6 @@ func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool,
 	}
 	c.live.RUnlock()
 	return total, rest, done, err
-}
-
-// consume drops the first n bytes of bufs.
-func consume(bufs [][]byte, n int) [][]byte {
-	for n > 0 && len(bufs) > 0 {
-		if n < len(bufs[0]) {
-			bufs[0] = bufs[0][n:]
-			return bufs
-		}
-		n -= len(bufs[0])
-		bufs = bufs[1:]
-	}
-	return bufs
 }
 
 // Ready reports, without blocking, whether a Read would return at once: data

@@ -101,44 +101,55 @@ func TestNewConnKinds(t *testing.T) {
 	}
 }
 
-// TestWritevLarge writes more than the socket buffer in one Writev, which
-// must finish through partial writes and waits.
+// TestWritevLarge writes more than the kernel's buffer in one Writev, which
+// must finish through short writes and waits and leave the caller's slice
+// as it was, so that it can be written again.
 func TestWritevLarge(t *testing.T) {
-	a, b, err := ppunix.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	p1 := bytes.Repeat([]byte{1}, 3<<20)
-	p2 := bytes.Repeat([]byte{2}, 1<<20+3)
-	done := make(chan error)
-	go func() {
-		n, err := a.Writev([][]byte{p1, p2})
-		if err == nil && n != int64(len(p1)+len(p2)) {
-			err = io.ErrShortWrite
-		}
-		done <- err
-	}()
-	got := make([]byte, len(p1)+len(p2))
-	if _, err := io.ReadFull(b, got); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, append(p1, p2...)) {
-		t.Fatal("data differs")
-	}
-	a.Close()
-	if _, err := b.Read(got); err != io.EOF {
-		t.Fatalf("Read after peer closed = %v; want io.EOF", err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatalf("second Close = %v", err)
+	for _, kind := range []string{"socket", "pipe"} {
+		t.Run(kind, func(t *testing.T) {
+			b, a := newPair(t, kind)
+			p1 := bytes.Repeat([]byte{1}, 3<<20)
+			p2 := bytes.Repeat([]byte{2}, 1<<20+3)
+			bufs := [][]byte{p1, p2}
+			want := append(append([]byte{}, p1...), p2...)
+			for round := range 2 {
+				done := make(chan error)
+				go func() {
+					n, err := a.Writev(bufs)
+					if err == nil && n != int64(len(want)) {
+						err = io.ErrShortWrite
+					}
+					done <- err
+				}()
+				got := make([]byte, len(want))
+				if _, err := io.ReadFull(b, got); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("round %d: data differs", round)
+				}
+				if len(bufs) != 2 || &bufs[0][0] != &p1[0] || len(bufs[0]) != len(p1) || &bufs[1][0] != &p2[0] || len(bufs[1]) != len(p2) {
+					t.Fatalf("round %d: Writev changed the caller's slice", round)
+				}
+				if n := a.WriteKeepsForTest(); n != 0 {
+					t.Fatalf("round %d: the Conn still holds %d of the buffers written", round, n)
+				}
+			}
+			a.Close()
+			got := make([]byte, 1)
+			if _, err := b.Read(got); err != io.EOF {
+				t.Fatalf("Read after peer closed = %v; want io.EOF", err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatalf("second Close = %v", err)
+			}
+		})
 	}
 }
 

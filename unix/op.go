@@ -105,6 +105,9 @@ type writeOp struct {
 	socket bool // sendmsg with sendFlags rather than writev
 	fn     func(uintptr) bool
 	vec    iovecs
+	// rest is what is left of a call's buffers after a short write, in a
+	// slice of the op's own: the caller's slice is never written to.
+	rest [][]byte
 }
 
 func (o *writeOp) init(socket bool) {
@@ -140,7 +143,7 @@ func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err 
 		}
 		if n > 0 {
 			total += int64(n)
-			bufs = consume(bufs, n)
+			bufs = o.consume(bufs, n)
 		}
 		switch err {
 		case nil, unix.EINTR:
@@ -150,5 +153,33 @@ func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err 
 			// bulk transfers 1.5x slower in ci/bench.sh.
 			return total, bufs, err
 		}
+	}
+}
+
+// consume drops the first n bytes of bufs. A buffer written in part is cut
+// in o.rest, a copy of what is left of bufs (made at most once per call), so
+// that the caller's slice keeps its buffers whole.
+func (o *writeOp) consume(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if n == 0 || len(bufs) == 0 {
+		return bufs
+	}
+	if len(o.rest) == 0 || &bufs[len(bufs)-1] != &o.rest[len(o.rest)-1] {
+		o.rest = append(o.rest[:0], bufs...)
+		bufs = o.rest
+	}
+	bufs[0] = bufs[0][n:]
+	return bufs
+}
+
+// forget drops the buffers of the call that ended, so that the op does not
+// keep them from the garbage collector.
+func (o *writeOp) forget() {
+	if len(o.rest) > 0 {
+		clear(o.rest)
+		o.rest = o.rest[:0]
 	}
 }

@@ -1,0 +1,15 @@
+//go:build unix
+
+package unix
+
+// WriteKeepsForTest reports how many of the buffers of Writes that have
+// returned the Conn still holds.
+func (c *Conn) WriteKeepsForTest() int {
+	n := 0
+	for _, b := range c.wop.rest[:cap(c.wop.rest)] {
+		if b != nil {
+			n++
+		}
+	}
+	return n
+}

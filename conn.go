@@ -174,7 +174,7 @@ func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
 	if err := c.lock(ctx, &c.wlock); err != nil {
-		return err
+		return fmt.Errorf("procpipe: send: %w", err)
 	}
 	defer c.unlock(&c.wlock)
 	if c.closed.Load() {
@@ -275,7 +275,7 @@ func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error
 		return dst, ErrSendOnly
 	}
 	if err := c.lock(ctx, &c.rlock); err != nil {
-		return dst, err
+		return dst, fmt.Errorf("procpipe: recv: %w", err)
 	}
 	defer c.unlock(&c.rlock)
 	if c.closed.Load() {

@@ -276,9 +276,10 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 // ended with err (nil stays nil). The poller's own error for a call that
 // meets Close ("use of closed file") matches neither os.ErrClosed nor
 // net.ErrClosed; a Conn's matches os.ErrClosed, as an os.File's and the
-// windows package's Conn's do.
+// windows package's Conn's do. A deadline that passed first stays what it
+// is.
 func (c *Conn) pollerError(op string, err error) error {
-	if err != nil && c.closed.Load() {
+	if err != nil && c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return &os.PathError{Op: op, Path: c.f.Name(), Err: os.ErrClosed}
 	}
 	return err
@@ -395,7 +396,7 @@ func (c *Conn) setDeadline(flag *atomic.Bool, set func(time.Time) error, t time.
 	flag.Store(true)
 	err := set(t)
 	flag.Store(!t.IsZero())
-	return err
+	return c.pollerError("set deadline", err)
 }
 
 // Close closes the descriptor, unblocking any Read or Write in progress, and

@@ -210,29 +210,30 @@ func TestClosedErrors(t *testing.T) {
 	for _, kind := range []string{"socket", "pipe"} {
 		t.Run(kind, func(t *testing.T) {
 			r, w := newPair(t, kind)
-			// A Read with nothing to read and a Write with no room both
-			// wait until Close.
-			for {
-				w.SetWriteDeadline(time.Now())
-				if _, err := w.Write(make([]byte, 64<<10)); err != nil {
-					if !errors.Is(err, os.ErrDeadlineExceeded) {
-						t.Fatal(err)
-					}
-					break
-				}
-			}
-			w.SetWriteDeadline(time.Time{})
-			r2, _ := newPair(t, kind)
+			r2, _ := newPair(t, kind) // nothing to read: a Read waits
 			buf := make([]byte, 1)
 			blocked := make(chan error, 2)
+			base := pollWaiters()
 			go func() {
-				_, err := w.Write(buf)
-				blocked <- err
+				// Nobody reads r: the Writes fill the kernel's buffer,
+				// and then one waits.
+				chunk := make([]byte, 64<<10)
+				for {
+					if _, err := w.Write(chunk); err != nil {
+						blocked <- err
+						return
+					}
+				}
 			}()
 			go func() {
 				_, err := r2.Read(buf)
 				blocked <- err
 			}()
+			for end := time.Now().Add(10 * time.Second); pollWaiters() < base+2; runtime.Gosched() {
+				if time.Now().After(end) {
+					t.Fatal("the Write and the Read never waited on the runtime poller")
+				}
+			}
 			w.Close()
 			r2.Close()
 			for range 2 {
@@ -246,7 +247,14 @@ func TestClosedErrors(t *testing.T) {
 				_, werr := c.Write(buf)
 				_, verr := c.Writev([][]byte{buf, buf})
 				_, perr := c.Ready()
-				calls := map[string]error{"Read": rerr, "Write": werr, "Writev": verr, "Ready": perr, "WaitReady": c.WaitReady()}
+				calls := map[string]error{
+					"Read": rerr, "Write": werr, "Writev": verr, "Ready": perr, "WaitReady": c.WaitReady(),
+					"SetReadDeadline":  c.SetReadDeadline(time.Now()),
+					"SetWriteDeadline": c.SetWriteDeadline(time.Time{}),
+				}
+				if kind == "socket" {
+					calls["WriteFiles"] = c.WriteFiles(0, nil, nil)
+				}
 				for name, err := range calls {
 					if !errors.Is(err, os.ErrClosed) {
 						t.Errorf("%s after Close: %v; want os.ErrClosed", name, err)
@@ -255,6 +263,13 @@ func TestClosedErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pollWaiters counts the goroutines waiting on the runtime poller.
+func pollWaiters() int {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return bytes.Count(buf[:n], []byte("internal/poll.runtime_pollWait("))
 }
 
 // A deadline in the past fails a Read or Write even when it could complete

@@ -85,12 +85,28 @@ func main() {
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
 	}
 
+	// spread gives the lowest and highest procpipe/C ratio of one
+	// repetition: the i-th runs of both were made in the same repetition,
+	// one after the other, so their ratio shows what one run can give.
+	spread := func(pp, c key) string {
+		a, b := vals[pp], vals[c]
+		if len(a) == 0 || len(a) != len(b) {
+			return "—"
+		}
+		lo, hi := a[0]/b[0], a[0]/b[0]
+		for i := range a {
+			lo, hi = min(lo, a[i]/b[i]), max(hi, a[i]/b[i])
+		}
+		return fmt.Sprintf("%.2f-%.2fx", lo, hi)
+	}
+
 	type row struct {
 		s          scenario
 		ends, cpu  string
 		v          [3]float64
 		ok         [3]bool
 		relC, relP float64 // procpipe's and Python's speed relative to C
+		spread     string  // procpipe/C, lowest to highest repetition
 	}
 	var rows []row
 	for _, sc := range scenarios {
@@ -100,6 +116,7 @@ func main() {
 				for i, impl := range impls {
 					r.v[i], r.ok[i] = med(key{impl, cpu, sc.bench + "/" + ends, sc.unit})
 				}
+				r.spread = spread(key{"procpipe", cpu, sc.bench + "/" + ends, sc.unit}, key{"C", cpu, sc.bench + "/" + ends, sc.unit})
 				rel := func(x, c float64) float64 {
 					if sc.lowerBetter {
 						return c / x
@@ -121,9 +138,10 @@ func main() {
 	fmt.Fprintf(&b, "Medians of %d runs each. Machine: %s.\n", *reps, *machine)
 	fmt.Fprintf(&b, "Ratios are procpipe's value over the other's: for rtt and big lower is better, for the rest higher.\n")
 	fmt.Fprintf(&b, "duplex = socketpair (C: socketpair), oneway = pipes (C: pipe(2)); pinned = both processes on CPU 0 (taskset -c 0).\n")
+	fmt.Fprintf(&b, "The range column gives the lowest and highest procpipe/C ratio of a single repetition.\n")
 	fmt.Fprintf(&b, "Reproduce: `%s`\n\n", *cmd)
-	b.WriteString("| scenario | ends | CPUs | procpipe | C | Python | procpipe/C | procpipe/Python | target |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| scenario | ends | CPUs | procpipe | C | Python | procpipe/C | procpipe/C range | procpipe/Python | target |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		cell := func(i int) string {
 			if !r.ok[i] {
@@ -137,8 +155,8 @@ func main() {
 			}
 			return fmt.Sprintf("%.2fx", r.v[0]/r.v[i])
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.s.label, r.ends, r.cpu, cell(0), cell(1), cell(2), ratio(1), ratio(2), r.s.target)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.s.label, r.ends, r.cpu, cell(0), cell(1), cell(2), ratio(1), r.spread, ratio(2), r.s.target)
 	}
 	if err := os.WriteFile(*md, []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)

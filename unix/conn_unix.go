@@ -277,9 +277,16 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 // meets Close ("use of closed file") matches neither os.ErrClosed nor
 // net.ErrClosed; a Conn's matches os.ErrClosed, as an os.File's and the
 // windows package's Conn's do. A deadline that passed first stays what it
-// is.
+// is. It is small enough to inline: a Read that succeeds pays one compare.
 func (c *Conn) pollerError(op string, err error) error {
-	if err != nil && c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err == nil {
+		return nil
+	}
+	return c.closedError(op, err)
+}
+
+func (c *Conn) closedError(op string, err error) error {
+	if c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return &os.PathError{Op: op, Path: c.f.Name(), Err: os.ErrClosed}
 	}
 	return err

@@ -59,6 +59,7 @@ type Conn struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+	waits     waiters // calls to Wait watching this Conn, stopped by Close
 
 	dmu    sync.Mutex // guards the deadlines below and their application
 	rdline time.Time  // set by SetReadDeadline
@@ -419,6 +420,9 @@ func (c *Conn) Close() error {
 		// Before the transport closes, so that once the peer sees this
 		// end gone nothing here duplicates out of it any more.
 		c.pulls.close()
+		// Before too: a Wait holds the descriptor, and closing it waits
+		// until the Wait lets go.
+		c.waits.close()
 		err = c.t.Close()
 		c.acks.close()
 	})

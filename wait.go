@@ -3,6 +3,7 @@ package procpipe
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -13,8 +14,8 @@ import (
 // conns may mix duplex and receive-only ends; a send-only end is an error.
 //
 // Wait watches all the Conns from one system call, not a goroutine each, so
-// it serves thousands of Conns. Closing a Conn does not wake it: use
-// [WaitContext] to stop waiting.
+// it serves thousands of Conns. Closing one of them, from any goroutine,
+// stops the wait, which then returns an error matching [net.ErrClosed].
 func Wait(conns []*Conn, timeout time.Duration) ([]*Conn, error) {
 	if timeout == 0 {
 		return wait(context.Background(), conns, true)
@@ -64,7 +65,68 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return waitReady(ctx, conns, false)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	call := &waitCall{cancel}
+	defer func() {
+		for _, c := range conns {
+			c.waits.remove(call)
+		}
+	}()
+	for _, c := range conns {
+		if !c.waits.add(call) {
+			return nil, closedError("wait")
+		}
+	}
+	ready, err := waitReady(ctx, conns, false)
+	if context.Cause(ctx) == errWaitClosed {
+		return nil, closedError("wait")
+	}
+	return ready, err
+}
+
+// errWaitClosed is the cause with which Close stops a Wait.
+var errWaitClosed = errors.New("a conn was closed")
+
+// A waitCall is one call to Wait, which cancel stops.
+type waitCall struct{ cancel context.CancelCauseFunc }
+
+// waiters are the calls to Wait watching a Conn.
+type waiters struct {
+	mu     sync.Mutex
+	closed bool
+	calls  map[*waitCall]struct{}
+}
+
+// add registers w, unless the Conn is closed, and reports whether it did.
+func (ws *waiters) add(w *waitCall) bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closed {
+		return false
+	}
+	if ws.calls == nil {
+		ws.calls = make(map[*waitCall]struct{})
+	}
+	ws.calls[w] = struct{}{}
+	return true
+}
+
+func (ws *waiters) remove(w *waitCall) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	delete(ws.calls, w)
+}
+
+// close stops every call registered and any registered later.
+func (ws *waiters) close() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.closed = true
+	for w := range ws.calls {
+		w.cancel(errWaitClosed)
+	}
+	ws.calls = nil
 }
 
 // buffered reports whether c has received bytes it has not handed out yet.

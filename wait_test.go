@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +91,52 @@ func TestWaitContextCancel(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("WaitContext after cancel = %v; want context.Canceled", err)
 	}
+}
+
+// TestWaitStoppedByClose closes one of the conns that a Wait with no time
+// limit watches, from another goroutine, once the Wait is under way: Close
+// must return, and so must the Wait, with net.ErrClosed.
+func TestWaitStoppedByClose(t *testing.T) {
+	for _, timeout := range []time.Duration{-1, time.Hour} {
+		_, b := pipe(t, nil)
+		_, d := pipe(t, nil)
+		done := make(chan error, 1)
+		go func() {
+			_, err := procpipe.Wait([]*procpipe.Conn{b, d}, timeout)
+			done <- err
+		}()
+		inStack(t, "procpipe.waitReady(")
+		closed := make(chan error, 1)
+		go func() { closed <- d.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("Close = %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Wait(%v): Close of a watched conn did not return in 10s", timeout)
+		}
+		if err := <-done; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Wait(%v) stopped by Close = %v; want net.ErrClosed", timeout, err)
+		}
+		if _, err := procpipe.Wait([]*procpipe.Conn{b, d}, timeout); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Wait(%v) with a closed conn = %v; want net.ErrClosed", timeout, err)
+		}
+	}
+}
+
+// inStack waits, without sleeping, until some goroutine's stack has frame
+// in it, yielding the processor between looks; it fails the test after 10s.
+func inStack(t *testing.T, frame string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), frame) {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("no goroutine reached %s", frame)
 }
 
 // TestWaitThousand waits on 1,000 conns of which a random 10 have messages.

@@ -213,7 +213,6 @@ func TestClosedErrors(t *testing.T) {
 			r2, _ := newPair(t, kind) // nothing to read: a Read waits
 			buf := make([]byte, 1)
 			blocked := make(chan error, 2)
-			base := pollWaiters()
 			go func() {
 				// Nobody reads r: the Writes fill the kernel's buffer,
 				// and then one waits.
@@ -229,7 +228,7 @@ func TestClosedErrors(t *testing.T) {
 				_, err := r2.Read(buf)
 				blocked <- err
 			}()
-			for end := time.Now().Add(10 * time.Second); pollWaiters() < base+2; runtime.Gosched() {
+			for end := time.Now().Add(10 * time.Second); pollWaiters("TestClosedErrors") < 2; runtime.Gosched() {
 				if time.Now().After(end) {
 					t.Fatal("the Write and the Read never waited on the runtime poller")
 				}
@@ -265,11 +264,18 @@ func TestClosedErrors(t *testing.T) {
 	}
 }
 
-// pollWaiters counts the goroutines waiting on the runtime poller.
-func pollWaiters() int {
+// pollWaiters counts the goroutines started by test (a function name) that
+// wait on the runtime poller; goroutines other tests left are not counted.
+func pollWaiters(test string) int {
 	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	return bytes.Count(buf[:n], []byte("internal/poll.runtime_pollWait("))
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("internal/poll.runtime_pollWait(")) && bytes.Contains(g, []byte("."+test+".")) {
+			n++
+		}
+	}
+	return n
 }
 
 // A deadline in the past fails a Read or Write even when it could complete

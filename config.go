@@ -24,7 +24,8 @@ type Config struct {
 	// ReadBufferSize is the size of the receive buffer, which lets many
 	// small messages cost one system call. A message that fits the buffer
 	// is consumed only once it has fully arrived, so a deadline can expire
-	// while it is in flight without breaking the stream. 0 means 64 KiB.
+	// while it is in flight without breaking the stream. 0 means 64 KiB;
+	// sizes below 12 bytes (the longest frame header) are raised to 12.
 	ReadBufferSize int
 
 	// AuthKey, if not empty, makes [Listen] and [Dial] run CPython's

@@ -240,6 +240,28 @@ func TestLongHeaderSmallPayload(t *testing.T) {
 	}
 }
 
+// TestTinyBuffer reads short and long headers and payloads longer than the
+// buffer through buffers of every size up to just above the longest header.
+func TestTinyBuffer(t *testing.T) {
+	long := []byte("longer than any tiny buffer")
+	for size := 1; size <= frame.LongHeaderSize+1; size++ {
+		stream := frames([]byte("hi"), long)
+		stream.Write([]byte{0xff, 0xff, 0xff, 0xff})
+		stream.Write(binary.BigEndian.AppendUint64(nil, 5))
+		stream.WriteString("hello")
+		r := frame.NewReader(stream, size)
+		for i, want := range [][]byte{[]byte("hi"), long} {
+			if got, err := r.ReadFrame(nil, -1); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("buffer of %d: frame %d = %q, %v; want %q", size, i, got, err, want)
+			}
+		}
+		p := make([]byte, 8)
+		if n, err := r.ReadFrameInto(p, -1); err != nil || string(p[:n]) != "hello" {
+			t.Errorf("buffer of %d: long-header frame = %q, %v; want \"hello\"", size, p[:n], err)
+		}
+	}
+}
+
 func TestTruncated(t *testing.T) {
 	full := frames([]byte("hello, world")).Bytes()
 	for i := 1; i < len(full); i++ {

@@ -60,11 +60,13 @@ type Reader struct {
 }
 
 // NewReader returns a Reader that reads frames from rd through a buffer of
-// size bytes (DefaultBufferSize if size <= 0).
+// size bytes (DefaultBufferSize if size <= 0). A size below LongHeaderSize
+// is raised to it: the buffer must hold any header whole.
 func NewReader(rd io.Reader, size int) *Reader {
 	if size <= 0 {
 		size = DefaultBufferSize
 	}
+	size = max(size, LongHeaderSize)
 	return &Reader{rd: rd, buf: make([]byte, size)}
 }
 

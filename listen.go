@@ -17,6 +17,10 @@ type Listener struct {
 	ln      listener
 	address string
 
+	// closing is cancelled by Close, which so stops handshakes in Accept.
+	closing context.Context
+	stop    context.CancelFunc
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -38,7 +42,9 @@ func Listen(address string, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("procpipe: listen %s: %w", address, err)
 	}
-	return &Listener{cfg: cfg, ln: ln, address: address}, nil
+	l := &Listener{cfg: cfg, ln: ln, address: address}
+	l.closing, l.stop = context.WithCancel(context.Background())
+	return l, nil
 }
 
 // Addr returns the address the Listener listens on.
@@ -56,12 +62,19 @@ func (l *Listener) Accept() (*Conn, error) {
 		return nil, fmt.Errorf("procpipe: accept: %w", err)
 	}
 	if key := l.cfg.authKey(); len(key) > 0 {
-		if err := c.handshake(context.Background(), l.cfg.handshakeTimeout(), func() error {
+		err := c.handshake(l.closing, l.cfg.handshakeTimeout(), func() error {
 			if err := deliverChallenge(c, key); err != nil {
 				return err
 			}
 			return answerChallenge(c, key)
-		}); err != nil {
+		})
+		if l.closing.Err() != nil {
+			// Close ran during the handshake: even one that succeeded
+			// hands out nothing.
+			c.Close()
+			return nil, closedError("accept")
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -69,9 +82,11 @@ func (l *Listener) Accept() (*Conn, error) {
 }
 
 // Close stops listening and removes the socket file Listen created. Calls
-// blocked in Accept return. Close may be called more than once.
+// blocked in Accept return, handshakes under way included, with an error
+// matching [net.ErrClosed]. Close may be called more than once.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		l.stop()
 		l.closeErr = l.ln.close()
 	})
 	return l.closeErr
@@ -110,13 +125,11 @@ func DialContext(ctx context.Context, address string, cfg *Config) (*Conn, error
 	return c, nil
 }
 
-// handshake runs f with a deadline, closing c if it fails.
+// handshake runs f with a deadline, closing c if it fails. ctx's end
+// interrupts it through its own AfterFunc, not a deadline copied onto c,
+// which could expire first and turn ctx's error into c's.
 func (c *Conn) handshake(ctx context.Context, timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.SetDeadline(deadline)
+	c.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
 	err := f()
 	stopped := stop()

@@ -4,6 +4,7 @@ package procpipe_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -130,6 +131,76 @@ func TestListenHandshakeAbuse(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Dial: %v", err)
+	}
+}
+
+// TestListenerCloseStopsHandshake closes a Listener while Accept waits in
+// the handshake for a client that says nothing: Accept must return at once
+// with net.ErrClosed, not at the end of the handshake's time limit.
+func TestListenerCloseStopsHandshake(t *testing.T) {
+	path := sockPath(t)
+	l := listen(t, path, &procpipe.Config{AuthKey: []byte("k"), HandshakeTimeout: time.Hour})
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err == nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	// Once the challenge is here, Accept is in the handshake.
+	if _, err := io.CopyN(io.Discard, c, 4+11+8+40); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept stopped by Close in the handshake = %v; want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept still in the handshake 10s after Close")
+	}
+}
+
+// TestDialContextDeadline ends DialContext's handshake with its context's
+// deadline, against a server that never speaks: the error must match
+// context.DeadlineExceeded every time (the Conn's own deadline must not win
+// the race and report itself instead).
+func TestDialContextDeadline(t *testing.T) {
+	path := sockPath(t)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // until the client hangs up
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	for i := range 40 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		c, err := procpipe.DialContext(ctx, path, &procpipe.Config{AuthKey: []byte("k")})
+		cancel()
+		if err == nil {
+			c.Close()
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("try %d: DialContext ended by its context's deadline = %v; want context.DeadlineExceeded", i, err)
+		}
 	}
 }
 

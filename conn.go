@@ -61,9 +61,41 @@ type Conn struct {
 	closeOnce sync.Once
 	waits     waiters // calls to Wait watching this Conn, stopped by Close
 
-	dmu    sync.Mutex // guards the deadlines below and their application
-	rdline time.Time  // set by SetReadDeadline
-	wdline time.Time  // set by SetWriteDeadline
+	dmu sync.Mutex // guards the deadlines below and their application
+	rdl deadline
+	wdl deadline
+}
+
+// A deadline holds what decides one direction's deadline on the transport,
+// where the earliest of them applies, so that no setter undoes another's.
+type deadline struct {
+	user        time.Time // set by SetReadDeadline or SetWriteDeadline
+	poll        time.Time // a Poll's own time limit (reads only)
+	interrupted bool      // a context ended the call under way
+}
+
+func (d *deadline) earliest() time.Time {
+	if d.interrupted {
+		return aLongTimeAgo
+	}
+	t := d.user
+	if !d.poll.IsZero() && (t.IsZero() || d.poll.Before(t)) {
+		t = d.poll
+	}
+	return t
+}
+
+// setDeadline changes one direction's deadline with f and applies the
+// result to the transport.
+func (c *Conn) setDeadline(read bool, f func(d *deadline)) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	d, set := &c.wdl, c.t.SetWriteDeadline
+	if read {
+		d, set = &c.rdl, c.t.SetReadDeadline
+	}
+	f(d)
+	return set(d.earliest())
 }
 
 func newConn(t transport, canRead, canWrite bool, cfg *Config) *Conn {
@@ -329,7 +361,29 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if !c.canRead {
 		return false, ErrSendOnly
 	}
-	c.lock(context.Background(), &c.rlock)
+	var end time.Time // Poll's own time limit, if any
+	switch {
+	case timeout == 0:
+		if !c.rlock.tryLock() {
+			// Another goroutine is receiving: what it has buffered is
+			// its own, and the kernel's buffer tells the rest.
+			if c.closed.Load() {
+				return false, closedError("poll")
+			}
+			ok, err := c.t.Ready()
+			return ok, c.opError("poll", context.Background(), err)
+		}
+	case timeout > 0:
+		end = time.Now().Add(timeout)
+		ctx, cancel := context.WithDeadline(context.Background(), end)
+		err := c.lock(ctx, &c.rlock)
+		cancel()
+		if err != nil {
+			return false, nil // another goroutine kept receiving throughout
+		}
+	default:
+		c.rlock.lockUntil(nil)
+	}
 	defer c.unlock(&c.rlock)
 	if c.closed.Load() {
 		return false, closedError("poll")
@@ -346,25 +400,18 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if timeout == 0 {
 		return false, nil
 	}
-	var userDeadline time.Time
 	if timeout > 0 {
-		c.dmu.Lock()
-		userDeadline = c.rdline
-		d := time.Now().Add(timeout)
-		if !userDeadline.IsZero() && userDeadline.Before(d) {
-			d = userDeadline
-		}
-		c.t.SetReadDeadline(d)
-		c.dmu.Unlock()
-		defer func() {
-			c.dmu.Lock()
-			c.t.SetReadDeadline(c.rdline)
-			c.dmu.Unlock()
-		}()
+		c.setDeadline(true, func(d *deadline) { d.poll = end })
+		defer c.setDeadline(true, func(d *deadline) { d.poll = time.Time{} })
 	}
 	err := c.t.WaitReady()
-	if errors.Is(err, os.ErrDeadlineExceeded) && (userDeadline.IsZero() || time.Now().Before(userDeadline)) {
-		return false, nil // the poll's own timeout
+	if errors.Is(err, os.ErrDeadlineExceeded) && timeout > 0 && !time.Now().Before(end) {
+		c.dmu.Lock()
+		user := c.rdl.user
+		c.dmu.Unlock()
+		if user.IsZero() || end.Before(user) {
+			return false, nil // the poll's own time limit
+		}
 	}
 	return err == nil, c.opError("poll", context.Background(), err)
 }
@@ -384,18 +431,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the deadline for receiving and polling; see
 // [Conn.SetDeadline].
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	c.rdline = t
-	return c.opError("set deadline", context.Background(), c.t.SetReadDeadline(t))
+	err := c.setDeadline(true, func(d *deadline) { d.user = t })
+	return c.opError("set deadline", context.Background(), err)
 }
 
 // SetWriteDeadline sets the deadline for sending; see [Conn.SetDeadline].
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	c.wdline = t
-	return c.opError("set deadline", context.Background(), c.t.SetWriteDeadline(t))
+	err := c.setDeadline(false, func(d *deadline) { d.user = t })
+	return c.opError("set deadline", context.Background(), err)
 }
 
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv
@@ -439,8 +482,8 @@ func (c *Conn) unlock(l *ctxMutex) { l.unlock() }
 var aLongTimeAgo = time.Unix(1, 0)
 
 // interrupt makes ctx's end interrupt the I/O in progress on one side by
-// moving that side's deadline into the past, until the returned function is
-// called; that function restores the deadline the user set. If ctx is
+// moving that side's deadline into the past, whatever else sets it, until
+// the returned function is called. If ctx is
 // already done it returns ctx's error instead, and the call must not start.
 // The caller holds the side's lock.
 func (c *Conn) interrupt(ctx context.Context, read bool) (func(), error) {
@@ -452,24 +495,15 @@ func (c *Conn) interrupt(ctx context.Context, read bool) (func(), error) {
 		// would run only after the call could have completed).
 		return nil, err
 	}
-	set := c.t.SetWriteDeadline
-	user := &c.wdline
-	if read {
-		set, user = c.t.SetReadDeadline, &c.rdline
-	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		c.dmu.Lock()
-		set(aLongTimeAgo)
-		c.dmu.Unlock()
+		c.setDeadline(read, func(d *deadline) { d.interrupted = true })
 		close(fired)
 	})
 	return func() {
 		if !stop() {
 			<-fired
-			c.dmu.Lock()
-			set(*user)
-			c.dmu.Unlock()
+			c.setDeadline(read, func(d *deadline) { d.interrupted = false })
 		}
 	}, nil
 }

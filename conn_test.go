@@ -210,6 +210,76 @@ func TestPollKeepsUserDeadline(t *testing.T) {
 	}
 }
 
+// TestPollBesideRecv polls a Conn on which another goroutine waits in
+// RecvBytes: Poll's time limit must hold, as the receive lock is busy.
+func TestPollBesideRecv(t *testing.T) {
+	for _, duplex := range []bool{true, false} {
+		a, b, err := procpipe.Pipe(duplex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !duplex {
+			a, b = b, a // a sends, b receives
+		}
+		got := make(chan string, 1)
+		go func() {
+			m, _ := b.RecvBytes()
+			got <- string(m)
+		}()
+		inStack(t, "(*Conn).RecvBytes(", "runtime_pollWait(")
+		for _, timeout := range []time.Duration{0, 20 * time.Millisecond} {
+			res := make(chan error, 1)
+			go func() {
+				ok, err := b.Poll(timeout)
+				if ok {
+					err = errors.New("ready")
+				}
+				res <- err
+			}()
+			select {
+			case err := <-res:
+				if err != nil {
+					t.Errorf("duplex %v: Poll(%v) beside a waiting RecvBytes = %v; want false, nil", duplex, timeout, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("duplex %v: Poll(%v) beside a waiting RecvBytes still waiting after 10s", duplex, timeout)
+			}
+		}
+		a.SendBytes([]byte("m"))
+		if m := <-got; m != "m" {
+			t.Errorf("duplex %v: RecvBytes = %q; want \"m\"", duplex, m)
+		}
+		a.Close()
+		b.Close()
+	}
+}
+
+// TestPollBesideSetReadDeadline changes the read deadline while Poll waits:
+// Poll's own time limit must still end the wait.
+func TestPollBesideSetReadDeadline(t *testing.T) {
+	for _, later := range []time.Time{{}, time.Now().Add(time.Hour)} {
+		_, b := pipe(t, nil)
+		res := make(chan error, 1)
+		go func() {
+			ok, err := b.Poll(50 * time.Millisecond)
+			if ok {
+				err = errors.New("ready")
+			}
+			res <- err
+		}()
+		inStack(t, "(*Conn).Poll(", "runtime_pollWait(")
+		b.SetReadDeadline(later)
+		select {
+		case err := <-res:
+			if err != nil {
+				t.Errorf("Poll(50ms) with the read deadline set to %v meanwhile = %v; want false, nil", later, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Poll(50ms) with the read deadline set to %v meanwhile still waiting after 10s", later)
+		}
+	}
+}
+
 func TestDeadlines(t *testing.T) {
 	a, b := pipe(t, nil)
 	b.SetReadDeadline(time.Now().Add(10 * time.Millisecond))

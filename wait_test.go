@@ -125,18 +125,25 @@ func TestWaitStoppedByClose(t *testing.T) {
 	}
 }
 
-// inStack waits, without sleeping, until some goroutine's stack has frame
-// in it, yielding the processor between looks; it fails the test after 10s.
-func inStack(t *testing.T, frame string) {
+// inStack waits, without sleeping, until some goroutine's stack has all of
+// frames in it, yielding the processor between looks; it fails the test
+// after 10s.
+func inStack(t *testing.T, frames ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
-		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), frame) {
-			return
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			found := true
+			for _, f := range frames {
+				found = found && strings.Contains(g, f)
+			}
+			if found {
+				return
+			}
 		}
 		runtime.Gosched()
 	}
-	t.Fatalf("no goroutine reached %s", frame)
+	t.Fatalf("no goroutine reached %s", strings.Join(frames, " and "))
 }
 
 // TestWaitThousand waits on 1,000 conns of which a random 10 have messages.

@@ -296,8 +296,8 @@ func (c *Conn) closedError(op string, err error) error {
 // reports whether that completed the call; firstWrite does the same for a
 // Write. The attempt does not wait for the peer (a read retries for at most
 // spinFor), so Close, which waits for it, waits briefly; it is made only
-// where the calls carry their own non-blocking flag (see iovecs.direct),
-// because a call that blocked here would hold Close up. When the attempt
+// where the calls carry their own non-blocking flag (see iovecs.direct), so
+// that it cannot block whatever O_NONBLOCK says. When the attempt
 // would block, or is not made, or a deadline is set (the poller enforces
 // it), or the Conn is closing, the call goes through the poller (a call
 // that then waits has made one more attempt than it would have). The lock

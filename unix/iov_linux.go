@@ -33,10 +33,10 @@ import (
 // lets them, c04fe8e32f90 makes pipe_read and pipe_write honour it); older
 // kernels, FIFOs and pipes reopened through /proc answer EOPNOTSUPP, and
 // qemu-user ENOSYS. Such a pipe Conn then uses readv and writev made with
-// Syscall, which trust O_NONBLOCK: if that were cleared they would block a
-// thread, as the runtime's own reads do, but never stall the process; such
-// calls are made only through the poller (see iovecs.direct), so that one
-// that blocks does not hold Close up either.
+// Syscall, which trust O_NONBLOCK: if a process sharing the open file
+// cleared it, they would block a thread, as the runtime's own reads do, but
+// never stall the process; Close would then wait for them to return, as an
+// os.File's Close does.
 
 // pipeNoWait lets tests make every pipe Conn take the fallback.
 var pipeNoWait atomic.Bool
@@ -151,8 +151,9 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 // that a first attempt made outside the poller (see Conn.firstRead) returns
 // at once whatever O_NONBLOCK says: MSG_DONTWAIT on a socket, RWF_NOWAIT on a
 // pipe. A pipe that falls back to readv and writev trusts O_NONBLOCK, which
-// a process sharing the open file could clear; its calls go through the
-// poller, where one that blocks does not hold Close up.
+// a process sharing the open file could clear, so once the refusal is known
+// its calls go through the poller only. (The call that meets the refusal
+// falls back at once, even in a first attempt.)
 func (v *iovecs) direct(socket bool) bool { return socket || v.nowait() }
 
 // here, as the offset of preadv2 and pwritev2 (in both halves), means the

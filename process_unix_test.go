@@ -15,6 +15,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// TestParentWrongDescriptor points EnvConn at a descriptor that is neither
+// a socket nor a pipe: Parent must fail and leave the descriptor open, as it
+// belongs to someone else.
+func TestParentWrongDescriptor(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd uintptr
+	rc.Control(func(d uintptr) { fd = d })
+	t.Setenv(procpipe.EnvConn, strconv.Itoa(int(fd)))
+	if c, err := procpipe.Parent(); err == nil {
+		c.Close()
+		t.Fatalf("Parent() with %s naming %s succeeded", procpipe.EnvConn, os.DevNull)
+	}
+	if _, err := unix.FcntlInt(fd, unix.F_GETFD, 0); err != nil {
+		t.Errorf("the descriptor Parent() refused was closed: %v", err)
+	}
+	if _, err := f.Stat(); err != nil {
+		t.Errorf("the file Parent() refused: %v", err)
+	}
+}
+
 // TestChildHoldsNoStrayFDs starts children, both ways, while this process
 // holds other pipes, and checks that each child holds only stdio and its end.
 func TestChildHoldsNoStrayFDs(t *testing.T) {

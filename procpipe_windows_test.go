@@ -454,3 +454,24 @@ func TestWindowsAttachChild(t *testing.T) {
 func underWine() bool {
 	return xwindows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
 }
+
+// TestParentWrongHandle points EnvConn at a handle that is not a pipe:
+// Parent must fail and leave the handle open, as it belongs to someone else.
+func TestParentWrongHandle(t *testing.T) {
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t.Setenv(procpipe.EnvConn, strconv.FormatUint(uint64(f.Fd()), 10))
+	if c, err := procpipe.Parent(); err == nil {
+		c.Close()
+		t.Fatalf("Parent() with %s naming a file succeeded", procpipe.EnvConn)
+	}
+	if _, err := f.Stat(); err != nil {
+		t.Errorf("the file Parent() refused: %v", err)
+	}
+	if _, err := f.Read(make([]byte, 1)); err != nil {
+		t.Errorf("reading the file Parent() refused: %v", err)
+	}
+}

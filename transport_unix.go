@@ -4,6 +4,7 @@ package procpipe
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"syscall"
@@ -39,6 +40,11 @@ func envTransport(v string) (t transport, canRead, canWrite bool, err error) {
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 0 {
 		return nil, false, false, errors.New("procpipe: " + EnvConn + "=" + strconv.Quote(v) + " is not a descriptor number")
+	}
+	// Checked before the descriptor is wrapped: a wrong number may name
+	// a descriptor someone else owns, which NewConn would close.
+	if _, err := unix.KindOf(fd); err != nil {
+		return nil, false, false, fmt.Errorf("procpipe: %s=%d: %w", EnvConn, fd, err)
 	}
 	return fileTransport(os.NewFile(uintptr(fd), "procpipe-parent"))
 }

@@ -2,6 +2,7 @@ package procpipe
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 
@@ -30,11 +31,16 @@ func fileTransport(f *os.File) (t transport, canRead, canWrite bool, err error) 
 // value, in decimal.
 func envTransport(v string) (t transport, canRead, canWrite bool, err error) {
 	h, err := strconv.ParseUint(v, 10, 64)
-	f := os.NewFile(uintptr(h), "procpipe-parent")
-	if err != nil || h == 0 || f == nil {
+	if err != nil || h == 0 || uint64(uintptr(h)) != h {
 		return nil, false, false, errors.New("procpipe: " + EnvConn + "=" + strconv.Quote(v) + " is not a handle value")
 	}
-	return fileTransport(f)
+	// Checked before it is wrapped: a wrong value may name a handle
+	// someone else owns, which NewConn (or a dropped os.File's finalizer)
+	// would close.
+	if _, err := windows.KindOf(xwindows.Handle(h)); err != nil {
+		return nil, false, false, fmt.Errorf("procpipe: %s=%d: %w", EnvConn, h, err)
+	}
+	return fileTransport(os.NewFile(uintptr(h), "procpipe-parent"))
 }
 
 func isPeerGone(err error) bool {

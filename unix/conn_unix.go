@@ -170,6 +170,12 @@ func NewConn(f *os.File) (*Conn, error) {
 	return newConn(dup, f.Name(), kind)
 }
 
+// KindOf reports what kind of Conn descriptor fd can be, or why it can be
+// none (it is not a stream socket or one end of a pipe). It leaves fd as it
+// is, so a caller can check a descriptor it does not own before it hands
+// one to NewConn, which takes ownership even when it fails.
+func KindOf(fd int) (Kind, error) { return kindOf(fd) }
+
 func kindOf(fd int) (Kind, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

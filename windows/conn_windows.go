@@ -105,20 +105,37 @@ func NewConn(f *os.File) (*Conn, error) {
 		return nil, err
 	}
 	server := info.NamedPipeEnd == windows.FILE_PIPE_SERVER_END
-	kind := Duplex
+	kind := info.kind()
+	return wrap(f, kind, server)
+}
+
+// KindOf reports which ways the pipe h carries data, or why it is not a
+// pipe. It leaves h as it is, so a caller can check a handle it does not own
+// before it hands one to NewConn, which takes ownership even when it fails.
+func KindOf(h windows.Handle) (Kind, error) {
+	info, err := pipeInfo(h)
+	if err != nil {
+		return 0, fmt.Errorf("procpipe: handle %#x is not a pipe: %w", h, os.NewSyscallError("NtQueryInformationFile", err))
+	}
+	return info.kind(), nil
+}
+
+// kind reports which ways the pipe carries data, seen from this end.
+func (info *pipeLocalInformation) kind() Kind {
+	server := info.NamedPipeEnd == windows.FILE_PIPE_SERVER_END
 	switch info.NamedPipeConfiguration {
 	case windows.FILE_PIPE_INBOUND: // data flows from client to server
-		kind = WriteOnly
 		if server {
-			kind = ReadOnly
+			return ReadOnly
 		}
+		return WriteOnly
 	case windows.FILE_PIPE_OUTBOUND:
-		kind = ReadOnly
 		if server {
-			kind = WriteOnly
+			return WriteOnly
 		}
+		return ReadOnly
 	}
-	return wrap(f, kind, server)
+	return Duplex
 }
 
 // Kind reports which ways the Conn carries data.

@@ -13,3 +13,6 @@ func (c *Conn) WriteKeepsForTest() int {
 	}
 	return n
 }
+
+// MaxWaitingForTest is the most descriptors a Conn holds for its user.
+const MaxWaitingForTest = maxWaiting

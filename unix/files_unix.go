@@ -25,6 +25,16 @@ const MaxFiles = 253
 // receiver's control buffer (MSG_CTRUNC). Those that did arrive are closed.
 var ErrTruncated = errors.New("procpipe: descriptors lost: the control message was truncated (MSG_CTRUNC)")
 
+// maxWaiting bounds the descriptors a socket Conn holds for its user. A
+// correct peer attaches descriptors only to the first byte of an item
+// between messages, and a read stops after each byte that carries some, so
+// no more than a batch or two wait at a time; a peer attaching descriptors
+// to every byte of one long message could otherwise fill this process's
+// descriptor table before the receiver takes or drops them. Descriptors
+// beyond the bound are closed as they arrive; an item they belonged to then
+// finds too few, and its receiver gets an error saying so.
+const maxWaiting = 4 * MaxFiles
+
 // A batch is the descriptors that arrived with one byte of the stream.
 type batch struct {
 	off   int64 // the stream offset of that byte
@@ -88,12 +98,21 @@ func (q *fileQueue) arrived(n int, oob []byte, truncated bool) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
+	if q.closed || q.waiting()+len(b.files) > maxWaiting {
 		closeAll(b.files)
 		return
 	}
 	q.q = append(q.q, b)
 	q.n.Store(int32(len(q.q)))
+}
+
+// waiting returns how many descriptors the queue holds. q.mu is held.
+func (q *fileQueue) waiting() int {
+	n := 0
+	for _, b := range q.q {
+		n += len(b.files)
+	}
+	return n
 }
 
 // parseRights returns the descriptors in the SCM_RIGHTS messages of oob. A

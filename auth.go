@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+
+	"github.com/procpipe/procpipe/frame"
 )
 
 // The handshake is CPython's multiprocessing.connection deliver_challenge and
@@ -121,7 +123,7 @@ func deliverChallenge(c *Conn, key []byte) error {
 	if err := c.SendBytes(append(append([]byte{}, challengePrefix...), challenge...)); err != nil {
 		return err
 	}
-	resp, err := c.RecvBytesMax(maxHandshakeMessage)
+	resp, err := recvHandshake(c)
 	if err != nil {
 		return handshakeRecvError(err)
 	}
@@ -134,7 +136,7 @@ func deliverChallenge(c *Conn, key []byte) error {
 
 // answerChallenge proves to the peer that this side has key.
 func answerChallenge(c *Conn, key []byte) error {
-	msg, err := c.RecvBytesMax(maxHandshakeMessage)
+	msg, err := recvHandshake(c)
 	if err != nil {
 		return handshakeRecvError(err)
 	}
@@ -152,7 +154,7 @@ func answerChallenge(c *Conn, key []byte) error {
 	if err := c.SendBytes(resp); err != nil {
 		return err
 	}
-	verdict, err := c.RecvBytesMax(maxHandshakeMessage)
+	verdict, err := recvHandshake(c)
 	if err != nil {
 		return handshakeRecvError(err)
 	}
@@ -160,6 +162,30 @@ func answerChallenge(c *Conn, key []byte) error {
 		return authError("the peer rejected our answer (different keys?)")
 	}
 	return nil
+}
+
+// recvHandshake receives one handshake message. A header that announces
+// more than maxHandshakeMessage bytes fails at once, as in CPython's
+// recv_bytes(256), rather than being drained as a receive limit's excess
+// is to keep the stream in step: the connection is closed anyway, and a
+// claim of 2^62 bytes would hold the handshake until its time limit.
+func recvHandshake(c *Conn) ([]byte, error) {
+	head, err := c.rd.Peek(frame.HeaderSize)
+	if err == nil {
+		n, size, perr := frame.ParseHeader(head)
+		if perr == nil && size == 0 { // the long form: its length follows
+			if head, err = c.rd.Peek(frame.LongHeaderSize); err == nil {
+				n, _, perr = frame.ParseHeader(head)
+			}
+		}
+		if err == nil && perr == nil && n > maxHandshakeMessage {
+			return nil, &TooLargeError{Size: n, Limit: maxHandshakeMessage}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.RecvBytesMax(maxHandshakeMessage)
 }
 
 func handshakeRecvError(err error) error {

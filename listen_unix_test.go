@@ -101,6 +101,17 @@ func TestListenHandshakeAbuse(t *testing.T) {
 		t.Errorf("Accept of an oversized answer = %v; want ErrAuthentication naming the 256-byte bound", err)
 	}
 	c.Close()
+	// A client that announces an answer of 2^62 bytes in the long form:
+	// refused at once, not drained until the handshake's time limit.
+	c = raw()
+	go func() {
+		io.CopyN(io.Discard, c, 4+11+8+40)
+		c.Write([]byte{0xff, 0xff, 0xff, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0})
+	}()
+	if err := accept(); !errors.Is(err, procpipe.ErrAuthentication) || !strings.Contains(err.Error(), "256") {
+		t.Errorf("Accept of an answer claiming 2^62 bytes = %v; want ErrAuthentication naming the 256-byte bound", err)
+	}
+	c.Close()
 	// A client that says nothing: the handshake deadline ends it.
 	c = raw()
 	if err := accept(); !errors.Is(err, os.ErrDeadlineExceeded) {

@@ -54,6 +54,10 @@ type Conn struct {
 	// pointers, so a message's path touches fewer pages of memory.
 	rlock ctxMutex
 	rd    *frame.Reader
+	// rbuf tells Poll and Wait, which cannot look at rd while another
+	// goroutine holds rlock, whether rd held bytes when rlock was last
+	// released.
+	rbuf  atomic.Bool
 	wlock ctxMutex
 	wr    *frame.Writer
 
@@ -310,7 +314,7 @@ func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error
 	if err := c.lock(ctx, &c.rlock); err != nil {
 		return dst, fmt.Errorf("procpipe: recv: %w", err)
 	}
-	defer c.unlock(&c.rlock)
+	defer c.unlockRead()
 	if c.closed.Load() {
 		return dst, closedError("recv")
 	}
@@ -337,7 +341,7 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 		return 0, ErrSendOnly
 	}
 	c.rlock.lockUntil(nil)
-	defer c.unlock(&c.rlock)
+	defer c.unlockRead()
 	if c.closed.Load() {
 		return 0, closedError("recv")
 	}
@@ -365,13 +369,7 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	switch {
 	case timeout == 0:
 		if !c.rlock.tryLock() {
-			// Another goroutine is receiving: what it has buffered is
-			// its own, and the kernel's buffer tells the rest.
-			if c.closed.Load() {
-				return false, closedError("poll")
-			}
-			ok, err := c.t.Ready()
-			return ok, c.opError("poll", context.Background(), err)
+			return c.pollBusy()
 		}
 	case timeout > 0:
 		end = time.Now().Add(timeout)
@@ -379,12 +377,20 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 		err := c.lock(ctx, &c.rlock)
 		cancel()
 		if err != nil {
-			return false, nil // another goroutine kept receiving throughout
+			// Another goroutine kept receiving throughout; a deadline
+			// of the user's that passed meanwhile still counts.
+			c.dmu.Lock()
+			user := c.rdl.user
+			c.dmu.Unlock()
+			if !user.IsZero() && user.Before(end) {
+				return false, c.opError("poll", context.Background(), os.ErrDeadlineExceeded)
+			}
+			return c.pollBusy()
 		}
 	default:
 		c.rlock.lockUntil(nil)
 	}
-	defer c.unlock(&c.rlock)
+	defer c.unlockRead()
 	if c.closed.Load() {
 		return false, closedError("poll")
 	}
@@ -416,6 +422,21 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	return err == nil, c.opError("poll", context.Background(), err)
 }
 
+// pollBusy is Poll's answer when another goroutine holds the receive lock:
+// what is left in the receive buffer as that goroutine took it (rbuf) and
+// what waits in the kernel's. An acknowledgement of passed files waiting in
+// the kernel counts as a message here.
+func (c *Conn) pollBusy() (bool, error) {
+	if c.closed.Load() {
+		return false, closedError("poll")
+	}
+	if c.rbuf.Load() {
+		return true, nil
+	}
+	ok, err := c.t.Ready()
+	return ok, c.opError("poll", context.Background(), err)
+}
+
 // SetDeadline sets the read and write deadlines, as [net.Conn] does: a Send
 // or Recv still blocked at t fails with an error matching
 // [os.ErrDeadlineExceeded]. A zero t means no deadline. An expired deadline
@@ -441,9 +462,10 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return c.opError("set deadline", context.Background(), err)
 }
 
-// Close closes the Conn, like Python's close(). Calls blocked in Send, Recv
-// or Poll return an error matching [net.ErrClosed], as do later calls. Passed
-// files received but not yet taken with [Conn.RecvFiles] are closed.
+// Close closes the Conn, like Python's close(). Calls blocked in Send, Recv,
+// Poll or [Wait] return an error matching [net.ErrClosed], as do later
+// calls. Passed files received but not yet taken with [Conn.RecvFiles] are
+// closed.
 //
 // On Windows, the private duplicates a [Conn.SendFiles] keeps for a peer
 // that has not yet acknowledged them are closed only if this Conn has
@@ -477,6 +499,16 @@ func (c *Conn) Close() error {
 func (c *Conn) lock(ctx context.Context, l *ctxMutex) error { return l.lock(ctx) }
 
 func (c *Conn) unlock(l *ctxMutex) { l.unlock() }
+
+// unlockRead releases the receive lock, first noting in rbuf whether the
+// receive buffer holds bytes (stored only when that changed: on a small
+// message's path every instruction counts).
+func (c *Conn) unlockRead() {
+	if b := c.rd.Buffered() > 0; b != c.rbuf.Load() {
+		c.rbuf.Store(b)
+	}
+	c.rlock.unlock()
+}
 
 // aLongTimeAgo is a deadline in the past, which interrupts blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)

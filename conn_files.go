@@ -487,7 +487,7 @@ func (c *Conn) awaitAck(op string, ticket uint64) error {
 			continue
 		}
 		err := c.readAck(op, ticket)
-		c.unlock(&c.rlock)
+		c.unlockRead()
 		return err
 	}
 }
@@ -550,7 +550,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 	}
 	c.lock(context.Background(), &c.rlock)
 	if c.closed.Load() {
-		c.unlock(&c.rlock)
+		c.unlockRead()
 		return nil, closedError(op)
 	}
 	var (
@@ -565,7 +565,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 			msg, err = c.rd.ReadFrame((*bp)[:0], c.limit)
 		}
 		if err != nil {
-			c.unlock(&c.rlock)
+			c.unlockRead()
 			if err == ErrFilesNext {
 				return nil, err
 			}
@@ -581,7 +581,7 @@ func (c *Conn) recvFiles(op string, v any, withMsg bool) ([]*os.File, error) {
 			files, err = nil, aerr
 		}
 	}
-	c.unlock(&c.rlock)
+	c.unlockRead()
 	if withMsg {
 		if derr := c.codec.Unmarshal(msg, v); derr != nil {
 			closeFiles(files)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,6 +252,36 @@ func TestPollBesideRecv(t *testing.T) {
 		}
 		a.Close()
 		b.Close()
+	}
+}
+
+// TestPollsTogether polls a Conn whose second message waits in its receive
+// buffer (the kernel's is empty) from several goroutines at once: each must
+// see it, though the others hold the receive lock at times.
+func TestPollsTogether(t *testing.T) {
+	a, b := pipe(t, nil)
+	a.SendBytes([]byte("first"))
+	a.SendBytes([]byte("second"))
+	if _, err := b.RecvBytes(); err != nil { // reads both into the buffer
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var missed atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for range 5000 {
+				if ok, err := b.Poll(0); !ok || err != nil {
+					missed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := missed.Load(); n > 0 {
+		t.Errorf("%d of 20000 concurrent Poll(0) calls missed the buffered message", n)
+	}
+	if got, err := b.RecvBytes(); err != nil || string(got) != "second" {
+		t.Errorf("RecvBytes = %q, %v; want \"second\"", got, err)
 	}
 }
 

@@ -79,7 +79,7 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 		}
 	}
 	ready, err := waitReady(ctx, conns, false)
-	if context.Cause(ctx) == errWaitClosed {
+	if len(ready) == 0 && context.Cause(ctx) == errWaitClosed {
 		return nil, closedError("wait")
 	}
 	return ready, err
@@ -130,13 +130,14 @@ func (ws *waiters) close() {
 }
 
 // buffered reports whether c has received bytes it has not handed out yet.
-// A Conn whose receive lock another goroutine holds reports false: the
-// system call looks at it instead.
+// For a Conn whose receive lock another goroutine holds, it reports what
+// was buffered when the lock was last released; the system call looks at
+// the kernel's buffer.
 func (c *Conn) buffered() bool {
 	if !c.rlock.tryLock() {
-		return false
+		return c.rbuf.Load()
 	}
-	defer c.unlock(&c.rlock)
+	defer c.unlockRead()
 	return c.rd.Buffered() > 0
 }
 

@@ -56,8 +56,16 @@ func TestFilesFloodBounded(t *testing.T) {
 	if held := openFDs(t) - base; held > ppunix.MaxWaitingForTest {
 		t.Errorf("the Conn holds %d descriptors after %d arrived; want at most %d", held, n*ppunix.MaxFiles, ppunix.MaxWaitingForTest)
 	}
+	// The last byte's descriptors were closed on arrival: taking them
+	// says so (and drops those of every byte before it).
+	if files, err := c.TakeFiles(n - 1); err == nil || files != nil {
+		t.Errorf("TakeFiles of descriptors closed on arrival = %d files, %v; want an error", len(files), err)
+	}
+	if held := openFDs(t) - base; held != 0 {
+		t.Errorf("%d descriptors still held once all were taken or dropped", held)
+	}
 	c.Close()
-	if held := openFDs(t) - base; held > -1 { // the Conn's own descriptor is gone too
+	if held := openFDs(t) - base; held != -1 { // the Conn's own descriptor is gone too
 		t.Errorf("%d descriptors left open after Close", held+1)
 	}
 }

@@ -31,9 +31,13 @@ var ErrTruncated = errors.New("procpipe: descriptors lost: the control message w
 // no more than a batch or two wait at a time; a peer attaching descriptors
 // to every byte of one long message could otherwise fill this process's
 // descriptor table before the receiver takes or drops them. Descriptors
-// beyond the bound are closed as they arrive; an item they belonged to then
-// finds too few, and its receiver gets an error saying so.
+// beyond the bound are closed as they arrive, and errFlood takes their
+// place, so that an item they belonged to gets an error saying so; past
+// maxWaiting batches, with the peer plainly breaking the protocol, nothing
+// more is kept.
 const maxWaiting = 4 * MaxFiles
+
+var errFlood = fmt.Errorf("procpipe: descriptors closed on arrival: more than %d were waiting to be taken", maxWaiting)
 
 // A batch is the descriptors that arrived with one byte of the stream.
 type batch struct {
@@ -98,9 +102,16 @@ func (q *fileQueue) arrived(n int, oob []byte, truncated bool) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || q.waiting()+len(b.files) > maxWaiting {
+	if q.closed {
 		closeAll(b.files)
 		return
+	}
+	if q.waiting()+len(b.files) > maxWaiting {
+		closeAll(b.files)
+		if len(q.q) >= maxWaiting {
+			return
+		}
+		b = batch{off: b.off, err: errFlood}
 	}
 	q.q = append(q.q, b)
 	q.n.Store(int32(len(q.q)))

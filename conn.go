@@ -360,7 +360,9 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 // Poll reports whether a message (or the end of the stream) is waiting to be
 // received, like Python's poll(timeout). It waits up to timeout for one: 0
 // means do not wait, a negative timeout means wait as long as it takes. A
-// read deadline set on the Conn also ends the wait, with an error.
+// read deadline set on the Conn also ends the wait, with an error. While
+// another goroutine is receiving, Poll keeps to its timeout and answers from
+// what that goroutine left buffered and what waits in the kernel.
 func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if !c.canRead {
 		return false, ErrSendOnly

@@ -13,15 +13,27 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/procpipe/procpipe"
+	"golang.org/x/sys/unix"
 )
 
 // Unix file-passing children, added to the children that TestMain
 // registers.
 var unixFileChildren = map[string]func(*procpipe.Conn) error{
+	// report-inheritable takes no inherited file, and reports what its own
+	// children would get: EnvFiles, and its descriptors above 2 that are
+	// not close-on-exec.
+	"report-inheritable": func(conn *procpipe.Conn) error {
+		open, err := inheritableFDs()
+		if err != nil {
+			return err
+		}
+		return conn.SendBytes(fmt.Appendf(nil, "%s=%q inheritable=%v", procpipe.EnvFiles, os.Getenv(procpipe.EnvFiles), open))
+	},
 	// serve-passed receives a listener and answers one line on one
 	// connection to it.
 	"serve-passed": func(conn *procpipe.Conn) error {
@@ -157,6 +169,59 @@ func TestChildInheritsNamedFile(t *testing.T) {
 	}
 	if err := p.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
+	}
+}
+
+// inheritableFDs lists this process's descriptors above 2 that are not
+// close-on-exec, which its children inherit.
+func inheritableFDs() ([]string, error) {
+	ents, err := os.ReadDir("/dev/fd")
+	if err != nil {
+		return nil, err
+	}
+	var open []string
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC == 0 {
+			open = append(open, e.Name())
+		}
+	}
+	return open, nil
+}
+
+// TestUntakenInheritedFilesStayHere starts a child that takes none of the
+// files it inherits: none may reach a child of its own, neither in the
+// environment nor as an open descriptor. (Descriptors this process itself
+// inherited without close-on-exec, from a shell say, pass through both.)
+func TestUntakenInheritedFilesStayHere(t *testing.T) {
+	skipWithoutChildren(t)
+	ours, err := inheritableFDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, child, err := procpipe.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	p := procpipe.NewProcess("report-inheritable", child)
+	p.AddFile("log", contentFile(t, "log"))
+	p.AddFile("data", contentFile(t, "data"))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parent.RecvBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%s=%q inheritable=%v", procpipe.EnvFiles, "", ours); string(got) != want {
+		t.Errorf("a child that took no inherited file would hand its own children %s; want %s", got, want)
+	}
+	if err := p.Wait(); err != nil {
+		t.Errorf("child: %v", err)
 	}
 }
 

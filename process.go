@@ -94,6 +94,11 @@ func Dispatch() {
 		fmt.Fprintf(os.Stderr, "procpipe: this child was started to run %q, which this program did not register before calling Dispatch\n", name)
 		os.Exit(2)
 	}
+	// The files the parent handed over are this child's alone, taken or
+	// not: none reaches a child of its own.
+	inheritedMu.Lock()
+	readInherited()
+	inheritedMu.Unlock()
 	conn, err := Parent()
 	if err != nil && !errors.Is(err, ErrNoParent) {
 		fmt.Fprintf(os.Stderr, "procpipe: child %s: %v\n", name, err)
@@ -153,8 +158,13 @@ func (p *Process) Start() error {
 	if p.end != nil {
 		defer p.end.Close()
 	}
-	if p.target != "" && os.Getenv(EnvFunc) != "" {
-		return fmt.Errorf("procpipe: this process is a child started to run %q but never called Dispatch; refusing to start %q, which would run this program again", os.Getenv(EnvFunc), p.target)
+	if p.target != "" {
+		if os.Getenv(EnvFunc) != "" {
+			return fmt.Errorf("procpipe: this process is a child started to run %q but never called Dispatch; refusing to start %q, which would run this program again", os.Getenv(EnvFunc), p.target)
+		}
+		// Again, in case Cmd.Env was replaced since NewProcess: a child
+		// without EnvFunc would run this program's main again.
+		p.Cmd.Env = append(dropEnv(p.Cmd.Environ(), EnvConn, EnvFunc, EnvFiles), EnvFunc+"="+p.target)
 	}
 	if p.end != nil {
 		if p.end.closed.Load() {

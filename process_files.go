@@ -94,17 +94,16 @@ var (
 )
 
 // InheritedFile returns the file the parent handed this process under name
-// (see [Process.AddFile] and [EnvFiles]). The first call reads [EnvFiles]
-// and removes it from the environment, so that this process's own children
-// do not see it. Each file can be taken once; it is close-on-exec and the
-// caller's to close. A name the parent did not hand over gives an error
-// matching [ErrNoInheritedFile].
+// (see [Process.AddFile] and [EnvFiles]). The first call (or [Dispatch], in
+// a child started by [NewProcess]) reads [EnvFiles] and removes it from the
+// environment, and makes every file it names close-on-exec, so that this
+// process's own children see none of them. Each file can be taken once; it
+// is the caller's to close. A name the parent did not hand over gives an
+// error matching [ErrNoInheritedFile].
 func InheritedFile(name string) (*os.File, error) {
 	inheritedMu.Lock()
 	defer inheritedMu.Unlock()
-	if inherited == nil && inheritedErr == nil {
-		inherited, inheritedErr = parseInherited()
-	}
+	readInherited()
 	if inheritedErr != nil {
 		return nil, inheritedErr
 	}
@@ -118,6 +117,17 @@ func InheritedFile(name string) (*os.File, error) {
 		return nil, fmt.Errorf("procpipe: inherited file %q (%s=%s): %w", name, EnvFiles, v, err)
 	}
 	return f, nil
+}
+
+// readInherited reads EnvFiles once. inheritedMu is held.
+func readInherited() {
+	if inherited != nil || inheritedErr != nil {
+		return
+	}
+	inherited, inheritedErr = parseInherited()
+	for _, v := range inherited {
+		keepFromChildren(v)
+	}
 }
 
 func parseInherited() (map[string]string, error) {

@@ -15,3 +15,5 @@ var errFilesUnsupported = fmt.Errorf("procpipe: inherited files are not supporte
 func attachFile(cmd *exec.Cmd, f *os.File) (string, error) { return "", errFilesUnsupported }
 
 func inheritFile(name, v string) (*os.File, error) { return nil, errFilesUnsupported }
+
+func keepFromChildren(v string) {}

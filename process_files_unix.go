@@ -18,6 +18,15 @@ func attachFile(cmd *exec.Cmd, f *os.File) (string, error) {
 	return strconv.Itoa(2 + len(cmd.ExtraFiles)), nil
 }
 
+// keepFromChildren marks the inherited descriptor named by v close-on-exec,
+// if v names one, so that it reaches none of this process's children
+// whether or not this process takes it.
+func keepFromChildren(v string) {
+	if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+		unix.CloseOnExec(fd)
+	}
+}
+
 // inheritFile wraps the inherited descriptor named by v, after marking it
 // close-on-exec: it came without the flag, and this process's own children
 // must not inherit it by accident.

@@ -167,6 +167,34 @@ func TestUndispatchedChildRefuses(t *testing.T) {
 	}
 }
 
+// TestStartAfterEnvReplaced replaces the Cmd's environment after
+// NewProcess, as its doc allows: the child must still run its registered
+// function, not this program's main again. (Should it run main, the
+// argument keeps it from running any test.)
+func TestStartAfterEnvReplaced(t *testing.T) {
+	skipWithoutChildren(t)
+	parent, child, err := procpipe.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	p := procpipe.NewProcess("echo", child, "-test.run=^$")
+	p.Cmd.Env = append(os.Environ(), "PROCPIPE_TEST_EXTRA=1")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.SendBytes([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := parent.RecvBytes(); err != nil || string(got) != "ping" {
+		t.Errorf("echo child with a replaced environment answered %q, %v; want \"ping\"", got, err)
+	}
+	parent.Close()
+	if err := p.Wait(); err != nil {
+		t.Errorf("child: %v", err)
+	}
+}
+
 func TestParentWithoutEnv(t *testing.T) {
 	if _, err := procpipe.Parent(); !errors.Is(err, procpipe.ErrNoParent) {
 		t.Fatalf("Parent() = %v; want ErrNoParent", err)

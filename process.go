@@ -80,7 +80,9 @@ func Register(name string, f func(conn *Conn) error) {
 // The function gets the connection end its parent handed over (nil if none).
 // The child exits with status 0 if the function returns nil; otherwise it
 // prints the error to standard error and exits with status 1. A child asked
-// to run a name that is not registered exits with status 2.
+// to run a name that is not registered, or handed an end it cannot use,
+// prints why and exits with status 2, as does a Go program that panics; the
+// parent's [Process.Wait] reports only the status.
 func Dispatch() {
 	name, ok := os.LookupEnv(EnvFunc)
 	if !ok {

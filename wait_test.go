@@ -67,6 +67,9 @@ func TestWaitReadyKinds(t *testing.T) {
 	if _, err := procpipe.Wait([]*procpipe.Conn{w4}, 0); !errors.Is(err, procpipe.ErrSendOnly) {
 		t.Errorf("Wait on a send-only end = %v; want ErrSendOnly", err)
 	}
+	if _, err := procpipe.Wait([]*procpipe.Conn{b1, nil}, 0); err == nil {
+		t.Error("Wait with a nil Conn succeeded")
+	}
 }
 
 func TestWaitWakesOnMessage(t *testing.T) {

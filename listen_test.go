@@ -46,6 +46,45 @@ func serveEcho(l *procpipe.Listener, errs chan<- error) {
 	}
 }
 
+// TestListenAfterClientLeft has a client connect and hang up before Accept:
+// the Listener must keep serving, and accept a later client. (On Windows
+// the pipe instance the first client left is dead; on Unix, Accept returns
+// its connection, at its end of stream.)
+func TestListenAfterClientLeft(t *testing.T) {
+	addr := testAddr(t)
+	l := listen(t, addr, nil)
+	c, err := procpipe.Dial(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	read := make(chan struct{})
+	defer close(read)
+	go func() {
+		c, err := procpipe.Dial(addr, nil)
+		if err != nil {
+			t.Errorf("Dial of the later client: %v", err)
+			l.Close()
+			return
+		}
+		defer c.Close()
+		c.SendBytes([]byte("later"))
+		<-read
+	}()
+	for i := range 2 {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatalf("Accept %d after a client left: %v", i, err)
+		}
+		msg, err := c.RecvBytes()
+		c.Close()
+		if err == nil && string(msg) == "later" {
+			return
+		}
+	}
+	t.Fatal("the later client was not accepted")
+}
+
 // TestListenManyClients has 200 clients at once, each exchanging checksummed
 // messages through one authenticating listener.
 func TestListenManyClients(t *testing.T) {

@@ -81,8 +81,22 @@ func (l *Listener) Accept() (*Conn, error) {
 	if closed || f == nil {
 		return nil, net.ErrClosed
 	}
-	if err := l.connect(f); err != nil {
-		return nil, err
+	for {
+		err := l.connect(f)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		// The instance may be dead: once a client has connected and
+		// left before ConnectNamedPipe, that fails on it with
+		// ERROR_NO_DATA for good, and clients would find it busy. A new
+		// one keeps the Listener serving; after such a client, Accept
+		// waits for the next.
+		if f, err = l.replace(f, err); err != nil {
+			return nil, err
+		}
 	}
 	// Make the next instance before handing this one out, so clients
 	// find one waiting.
@@ -99,6 +113,30 @@ func (l *Listener) Accept() (*Conn, error) {
 		return nil, err
 	}
 	return wrap(f, Duplex, true)
+}
+
+// replace closes the instance f, on which connecting failed with err, and
+// makes the next. It returns the new instance if err says only that a client
+// came and went (ERROR_NO_DATA), and otherwise err, or why no instance could
+// be made.
+func (l *Listener) replace(f *os.File, err error) (*os.File, error) {
+	f.Close()
+	next, cerr := createInstance(l.name, false)
+	l.mu.Lock()
+	l.next = next
+	if l.closed && next != nil {
+		next.Close()
+		l.next = nil
+		cerr = net.ErrClosed
+	}
+	l.mu.Unlock()
+	switch {
+	case cerr != nil:
+		return nil, cerr
+	case !errors.Is(err, windows.ERROR_NO_DATA):
+		return nil, err
+	}
+	return next, nil
 }
 
 // connect waits until a client connects to f, or Close.

@@ -148,8 +148,10 @@ func (cfg *Config) Pipe(duplex bool) (*Conn, *Conn, error) {
 
 // NewConn returns a Conn on f, an end of a byte stream made elsewhere (on
 // Unix a stream socket or one end of a pipe; on Windows an end of a named or
-// anonymous pipe, which needs to be opened for overlapped I/O for deadlines
-// and Close to interrupt blocked calls). The Conn takes f over: f must not be
+// anonymous pipe, which needs to be opened for overlapped I/O for deadlines,
+// contexts and Close to interrupt blocked calls; on one that is not, the
+// deadline setters fail with [os.ErrNoDeadline] and a context's end does not
+// interrupt a call already waiting). The Conn takes f over: f must not be
 // used afterwards, and is closed if NewConn fails.
 func NewConn(f *os.File) (*Conn, error) { return (*Config)(nil).NewConn(f) }
 

@@ -23,6 +23,7 @@ type Listener struct {
 
 	mu      sync.Mutex // guards the fields below
 	next    *os.File   // the instance the next client connects to
+	err     error      // why there is no next instance, if Close is not why
 	closed  bool
 	accepts sync.Mutex // one Accept at a time owns next
 }
@@ -75,11 +76,13 @@ func (l *Listener) Accept() (*Conn, error) {
 	l.accepts.Lock()
 	defer l.accepts.Unlock()
 	l.mu.Lock()
-	f := l.next
-	closed := l.closed
+	f, closed, broken := l.next, l.closed, l.err
 	l.mu.Unlock()
-	if closed || f == nil {
+	switch {
+	case closed || f == nil && broken == nil:
 		return nil, net.ErrClosed
+	case f == nil:
+		return nil, broken
 	}
 	for {
 		err := l.connect(f)
@@ -93,49 +96,46 @@ func (l *Listener) Accept() (*Conn, error) {
 		// left before ConnectNamedPipe, that fails on it with
 		// ERROR_NO_DATA for good, and clients would find it busy. A new
 		// one keeps the Listener serving; after such a client, Accept
-		// waits for the next.
-		if f, err = l.replace(f, err); err != nil {
+		// waits for the next. The new instance is made before the old
+		// one closes, so that the name never goes without one (a Dial
+		// would fail, and another process could take the name).
+		dead := f
+		var rerr error
+		f, rerr = l.renew()
+		dead.Close()
+		switch {
+		case rerr != nil:
+			return nil, rerr
+		case !errors.Is(err, windows.ERROR_NO_DATA):
 			return nil, err
 		}
 	}
 	// Make the next instance before handing this one out, so clients
 	// find one waiting.
-	next, err := createInstance(l.name, false)
-	l.mu.Lock()
-	l.next = next
-	if l.closed && next != nil {
-		next.Close()
-		l.next = nil
-	}
-	l.mu.Unlock()
-	if err != nil {
+	if _, err := l.renew(); err != nil && !errors.Is(err, net.ErrClosed) {
 		f.Close()
 		return nil, err
 	}
 	return wrap(f, Duplex, true)
 }
 
-// replace closes the instance f, on which connecting failed with err, and
-// makes the next. It returns the new instance if err says only that a client
-// came and went (ERROR_NO_DATA), and otherwise err, or why no instance could
-// be made.
-func (l *Listener) replace(f *os.File, err error) (*os.File, error) {
-	f.Close()
-	next, cerr := createInstance(l.name, false)
+// renew makes the instance the next client connects to and returns it. If
+// it cannot, later Accepts return why; after Close it returns
+// net.ErrClosed.
+func (l *Listener) renew() (*os.File, error) {
+	next, err := createInstance(l.name, false)
 	l.mu.Lock()
-	l.next = next
-	if l.closed && next != nil {
+	defer l.mu.Unlock()
+	switch {
+	case err != nil:
+		l.next, l.err = nil, err
+		return nil, err
+	case l.closed:
 		next.Close()
 		l.next = nil
-		cerr = net.ErrClosed
+		return nil, net.ErrClosed
 	}
-	l.mu.Unlock()
-	switch {
-	case cerr != nil:
-		return nil, cerr
-	case !errors.Is(err, windows.ERROR_NO_DATA):
-		return nil, err
-	}
+	l.next = next
 	return next, nil
 }
 

@@ -364,7 +364,9 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 // means do not wait, a negative timeout means wait as long as it takes. A
 // read deadline set on the Conn also ends the wait, with an error. While
 // another goroutine is receiving, Poll keeps to its timeout and answers from
-// what that goroutine left buffered and what waits in the kernel.
+// what was buffered when that goroutine took over (which it may be
+// consuming) and what waits in the kernel; an acknowledgement of passed
+// files counts as a message there.
 func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if !c.canRead {
 		return false, ErrSendOnly

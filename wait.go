@@ -15,7 +15,8 @@ import (
 //
 // Wait watches all the Conns from one system call, not a goroutine each, so
 // it serves thousands of Conns. Closing one of them, from any goroutine,
-// stops the wait, which then returns an error matching [net.ErrClosed].
+// stops the wait, which then returns the Conns already ready, or if none an
+// error matching [net.ErrClosed].
 func Wait(conns []*Conn, timeout time.Duration) ([]*Conn, error) {
 	if timeout == 0 {
 		return wait(context.Background(), conns, true)

@@ -168,7 +168,9 @@ func answerChallenge(c *Conn, key []byte) error {
 // more than maxHandshakeMessage bytes fails at once, as in CPython's
 // recv_bytes(256), rather than being drained as a receive limit's excess
 // is to keep the stream in step: the connection is closed anyway, and a
-// claim of 2^62 bytes would hold the handshake until its time limit.
+// claim of 2^62 bytes would hold the handshake until its time limit. It
+// peeks at c.rd without the receive lock: that is safe only because a Conn
+// in its handshake has not been handed to anyone yet, so nothing else reads.
 func recvHandshake(c *Conn) ([]byte, error) {
 	head, err := c.rd.Peek(frame.HeaderSize)
 	if err == nil {

@@ -21,6 +21,11 @@ import (
 // them and dispatches before running any test, so a child never runs the
 // test suite.
 var children = map[string]func(*procpipe.Conn) error{
+	// unused is started by tests whose child lists its descriptors (see
+	// envListFDs) and exits before Dispatch; Start wants it registered.
+	"unused": func(*procpipe.Conn) error {
+		return errors.New("unused ran: the child was to exit before Dispatch")
+	},
 	// echo sends back every message until the parent closes its end.
 	"echo": func(conn *procpipe.Conn) error {
 		for {

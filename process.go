@@ -29,8 +29,18 @@ const (
 var (
 	parentMu sync.Mutex
 	regMu    sync.Mutex
-	registry = map[string]func(*Conn) error{}
+	registry = map[string]registered{}
+	// dispatched says Dispatch has run (and returned: this process is not
+	// a child started by NewProcess).
+	dispatched bool
 )
+
+// A registered function, and whether it was registered after Dispatch ran,
+// too late for a child's Dispatch to find it.
+type registered struct {
+	f    func(*Conn) error
+	late bool
+}
 
 // Parent returns the end of the connection the parent process handed this
 // one (named by [EnvConn]) and removes the variable from the environment, so
@@ -66,10 +76,10 @@ func Register(name string, f func(conn *Conn) error) {
 		panic("procpipe: Register with an empty name")
 	case f == nil:
 		panic("procpipe: Register of " + name + " with a nil function")
-	case registry[name] != nil:
+	case registry[name].f != nil:
 		panic("procpipe: Register called twice for " + name)
 	}
-	registry[name] = f
+	registry[name] = registered{f: f, late: dispatched}
 }
 
 // Dispatch runs the registered function a child started by [NewProcess] was
@@ -86,11 +96,14 @@ func Register(name string, f func(conn *Conn) error) {
 func Dispatch() {
 	name, ok := os.LookupEnv(EnvFunc)
 	if !ok {
+		regMu.Lock()
+		dispatched = true
+		regMu.Unlock()
 		return
 	}
 	os.Unsetenv(EnvFunc)
 	regMu.Lock()
-	f := registry[name]
+	f := registry[name].f
 	regMu.Unlock()
 	if f == nil {
 		fmt.Fprintf(os.Stderr, "procpipe: this child was started to run %q, which this program did not register before calling Dispatch\n", name)
@@ -127,6 +140,7 @@ type Process struct {
 
 	end    *Conn
 	target string
+	self   string      // this program, which NewProcess set as Cmd.Path
 	files  []namedFile // see AddFile
 }
 
@@ -144,7 +158,7 @@ func NewProcess(target string, end *Conn, args ...string) *Process {
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// A child never inherits an end or a function meant for this process.
 	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc, EnvFiles), EnvFunc+"="+target)
-	return &Process{Cmd: cmd, end: end, target: target}
+	return &Process{Cmd: cmd, end: end, target: target, self: cmd.Path}
 }
 
 // Attach returns a Process that runs cmd, any program, with end as its
@@ -155,7 +169,10 @@ func Attach(cmd *exec.Cmd, end *Conn) *Process {
 
 // Start starts the child and closes this process's copy of the child's end,
 // whether or not the start succeeded, so that Recv on the other end returns
-// io.EOF once the child exits or dies.
+// io.EOF once the child exits or dies. For a Process made by [NewProcess]
+// it starts nothing and returns an error if this program has no function
+// registered under the target's name, or registered it only after
+// [Dispatch]: the child would not find it.
 func (p *Process) Start() error {
 	if p.end != nil {
 		defer p.end.Close()
@@ -163,6 +180,9 @@ func (p *Process) Start() error {
 	if p.target != "" {
 		if os.Getenv(EnvFunc) != "" {
 			return fmt.Errorf("procpipe: this process is a child started to run %q but never called Dispatch; refusing to start %q, which would run this program again", os.Getenv(EnvFunc), p.target)
+		}
+		if err := p.checkTarget(); err != nil {
+			return err
 		}
 		// Again, in case Cmd.Env was replaced since NewProcess: a child
 		// without EnvFunc would run this program's main again.
@@ -183,6 +203,26 @@ func (p *Process) Start() error {
 		return err
 	}
 	return p.Cmd.Start()
+}
+
+// checkTarget reports a target that a child running this same program would
+// not find, so that a misspelt name fails Start rather than the child. A
+// Cmd.Path changed since NewProcess runs another program, whose registry
+// this process cannot see.
+func (p *Process) checkTarget() error {
+	if p.Cmd.Path != p.self {
+		return nil
+	}
+	regMu.Lock()
+	r := registry[p.target]
+	regMu.Unlock()
+	switch {
+	case r.f == nil:
+		return fmt.Errorf("procpipe: start: no function is registered as %q in this program", p.target)
+	case r.late:
+		return fmt.Errorf("procpipe: start: %q was registered after Dispatch, which a child runs before it gets that far; register it in an init function or before Dispatch", p.target)
+	}
+	return nil
 }
 
 // Wait waits for the child to exit, like Python's join(); see

@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -82,6 +84,13 @@ func TestExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := procpipe.NewProcess(tt.name, nil)
+		if tt.name == "not-registered" {
+			// Start refuses the name (see TestStartUnknownTarget); a
+			// child asked for it by its environment must exit 2.
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), procpipe.EnvFunc+"="+tt.name)
+			p = procpipe.Attach(cmd, nil)
+		}
 		var stderr bytes.Buffer
 		p.Cmd.Stderr = &stderr
 		err := p.Run()
@@ -192,6 +201,39 @@ func TestStartAfterEnvReplaced(t *testing.T) {
 	parent.Close()
 	if err := p.Wait(); err != nil {
 		t.Errorf("child: %v", err)
+	}
+}
+
+var registerLate sync.Once
+
+// TestStartUnknownTarget starts targets a child could not run: one never
+// registered, and one registered after Dispatch (TestMain ran it before
+// any test). Start must refuse both, start nothing, and still close the
+// child's end.
+func TestStartUnknownTarget(t *testing.T) {
+	registerLate.Do(func() {
+		procpipe.Register("registered-late", func(*procpipe.Conn) error { return nil })
+	})
+	for _, name := range []string{"never-registered", "registered-late"} {
+		parent, child, err := procpipe.Pipe(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := procpipe.NewProcess(name, child, "-test.run=^$")
+		err = p.Start()
+		if err == nil {
+			p.Wait()
+			t.Errorf("Start of %q: nil error; want one", name)
+		} else if !strings.Contains(err.Error(), strconv.Quote(name)) {
+			t.Errorf("Start of %q: %v; want an error naming it", name, err)
+		}
+		if p.Pid() != -1 {
+			t.Errorf("Start of %q started process %d", name, p.Pid())
+		}
+		if _, err := parent.RecvBytes(); err != io.EOF {
+			t.Errorf("Recv after Start of %q: %v; want io.EOF (the child's end closed)", name, err)
+		}
+		parent.Close()
 	}
 }
 

@@ -51,12 +51,18 @@ for rep in $(seq "$REPS"); do
 			IFS='|' read -r name pat count mode size pycount <<<"$s"
 			for ends in duplex oneway; do
 				echo "rep $rep/$REPS $cpu $name $ends" >&2
-				record procpipe "$cpu" "$OUT/procpipe.test" -test.run '^$' -test.benchmem \
-					-test.bench "$pat/^$ends\$" -test.benchtime "${count}x"
-				record C "$cpu" "$OUT/cbench" "$mode" "$ends" "$count" $size
-				if [ "$pycount" != - ]; then
-					record Python "$cpu" "$PY" ci/bench/pybench.py "$mode" "$ends" "$pycount" $size
-				fi
+				# Each repetition starts with the next program, so that
+				# none always runs right after another's run.
+				for k in 0 1 2; do
+					case $(((rep + k) % 3)) in
+					1) record procpipe "$cpu" "$OUT/procpipe.test" -test.run '^$' -test.benchmem \
+						-test.bench "$pat/^$ends\$" -test.benchtime "${count}x" ;;
+					2) record C "$cpu" "$OUT/cbench" "$mode" "$ends" "$count" $size ;;
+					0) if [ "$pycount" != - ]; then
+						record Python "$cpu" "$PY" ci/bench/pybench.py "$mode" "$ends" "$pycount" $size
+					fi ;;
+					esac
+				done
 			done
 		done
 	done

@@ -21,6 +21,16 @@ import (
 // them and dispatches before running any test, so a child never runs the
 // test suite.
 var children = map[string]func(*procpipe.Conn) error{
+	// starts-late registers a function while it runs, after its Dispatch,
+	// tries to start a child for it, and sends back what Start said.
+	"starts-late": func(conn *procpipe.Conn) error {
+		procpipe.Register("inside-child", func(*procpipe.Conn) error { return nil })
+		p := procpipe.NewProcess("inside-child", nil, "-test.run=^$")
+		if err := p.Start(); err != nil {
+			return conn.Send(err.Error())
+		}
+		return errors.Join(p.Wait(), conn.Send("started"))
+	},
 	// unused is started by tests whose child lists its descriptors (see
 	// envListFDs) and exits before Dispatch; Start wants it registered.
 	"unused": func(*procpipe.Conn) error {

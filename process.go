@@ -30,8 +30,8 @@ var (
 	parentMu sync.Mutex
 	regMu    sync.Mutex
 	registry = map[string]registered{}
-	// dispatched says Dispatch has run (and returned: this process is not
-	// a child started by NewProcess).
+	// dispatched says Dispatch has been called: a function registered
+	// since is one that a child, whose Dispatch runs first, cannot find.
 	dispatched bool
 )
 
@@ -94,11 +94,11 @@ func Register(name string, f func(conn *Conn) error) {
 // prints why and exits with status 2, as does a Go program that panics; the
 // parent's [Process.Wait] reports only the status.
 func Dispatch() {
+	regMu.Lock()
+	dispatched = true
+	regMu.Unlock()
 	name, ok := os.LookupEnv(EnvFunc)
 	if !ok {
-		regMu.Lock()
-		dispatched = true
-		regMu.Unlock()
 		return
 	}
 	os.Unsetenv(EnvFunc)

@@ -237,6 +237,31 @@ func TestStartUnknownTarget(t *testing.T) {
 	}
 }
 
+// TestStartRegisteredInChild has a child register a function while it
+// runs and start it: a grandchild's Dispatch could not find it either.
+func TestStartRegisteredInChild(t *testing.T) {
+	skipWithoutChildren(t)
+	parent, child, err := procpipe.Pipe(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	p := procpipe.NewProcess("starts-late", child, "-test.run=^$")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := parent.Recv(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, `"inside-child" was registered after Dispatch`) {
+		t.Errorf("child's Start said %q; want a refusal naming \"inside-child\"", got)
+	}
+	if err := p.Wait(); err != nil {
+		t.Errorf("child: %v", err)
+	}
+}
+
 func TestParentWithoutEnv(t *testing.T) {
 	if _, err := procpipe.Parent(); !errors.Is(err, procpipe.ErrNoParent) {
 		t.Fatalf("Parent() = %v; want ErrNoParent", err)

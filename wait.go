@@ -69,6 +69,11 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// A look first: a Conn that is ready now needs none of what waiting
+	// takes (a wake-up pipe or event, and a registration on every Conn).
+	if ready, err := waitReady(context.Background(), conns, true); err != nil || len(ready) > 0 {
+		return ready, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	call := &waitCall{cancel}

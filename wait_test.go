@@ -178,3 +178,25 @@ func TestWaitThousand(t *testing.T) {
 		t.Fatalf("Wait over 1,000 conns returned %d conns; want the 10 with messages", len(ready))
 	}
 }
+
+// BenchmarkWaitReady measures a blocking Wait that finds a Conn ready at
+// once, as in a busy server's loop: the cost of the call itself.
+func BenchmarkWaitReady(b *testing.B) {
+	conns := make([]*procpipe.Conn, 8)
+	for i := range conns {
+		a, c := pipe(b, nil)
+		conns[i] = c
+		if i == len(conns)-1 {
+			if err := a.SendBytes([]byte("x")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ready, err := procpipe.Wait(conns, -1)
+		if err != nil || len(ready) != 1 {
+			b.Fatalf("Wait = %v, %v; want the last Conn", ready, err)
+		}
+	}
+}

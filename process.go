@@ -66,8 +66,9 @@ func (cfg *Config) Parent() (*Conn, error) {
 
 // Register makes f runnable in a child process started with [NewProcess],
 // under name. Call it before [Dispatch], from an init function or at the top
-// of main. It panics if name is empty or already registered, or f is nil:
-// those are programming errors found at start-up.
+// of main, in the parent as in the child: [Process.Start] refuses a name this
+// process has not registered by then. It panics if name is empty or already
+// registered, or f is nil: those are programming errors found at start-up.
 func Register(name string, f func(conn *Conn) error) {
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -140,6 +141,7 @@ type Process struct {
 
 	end    *Conn
 	target string
+	viaNew bool        // made by NewProcess: target is a registered name
 	self   string      // this program, which NewProcess set as Cmd.Path
 	files  []namedFile // see AddFile
 }
@@ -158,7 +160,7 @@ func NewProcess(target string, end *Conn, args ...string) *Process {
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// A child never inherits an end or a function meant for this process.
 	cmd.Env = append(dropEnv(cmd.Environ(), EnvConn, EnvFunc, EnvFiles), EnvFunc+"="+target)
-	return &Process{Cmd: cmd, end: end, target: target, self: cmd.Path}
+	return &Process{Cmd: cmd, end: end, target: target, viaNew: true, self: cmd.Path}
 }
 
 // Attach returns a Process that runs cmd, any program, with end as its
@@ -172,12 +174,13 @@ func Attach(cmd *exec.Cmd, end *Conn) *Process {
 // io.EOF once the child exits or dies. For a Process made by [NewProcess]
 // it starts nothing and returns an error if this program has no function
 // registered under the target's name, or registered it only after
-// [Dispatch]: the child would not find it.
+// [Dispatch]: the child would not find it. (If Cmd.Path was changed to run
+// another program, whose registry this one cannot see, it does not check.)
 func (p *Process) Start() error {
 	if p.end != nil {
 		defer p.end.Close()
 	}
-	if p.target != "" {
+	if p.viaNew {
 		if os.Getenv(EnvFunc) != "" {
 			return fmt.Errorf("procpipe: this process is a child started to run %q but never called Dispatch; refusing to start %q, which would run this program again", os.Getenv(EnvFunc), p.target)
 		}

@@ -214,7 +214,7 @@ func TestStartUnknownTarget(t *testing.T) {
 	registerLate.Do(func() {
 		procpipe.Register("registered-late", func(*procpipe.Conn) error { return nil })
 	})
-	for _, name := range []string{"never-registered", "registered-late"} {
+	for _, name := range []string{"never-registered", "registered-late", ""} {
 		parent, child, err := procpipe.Pipe(true)
 		if err != nil {
 			t.Fatal(err)

@@ -51,8 +51,10 @@ for rep in $(seq "$REPS"); do
 			IFS='|' read -r name pat count mode size pycount <<<"$s"
 			for ends in duplex oneway; do
 				echo "rep $rep/$REPS $cpu $name $ends" >&2
-				# Each repetition starts with the next program, so that
-				# none always runs right after another's run.
+				# Repetition r starts each cell with procpipe, C or Python
+				# in turn (procpipe again where Python has no run), so
+				# that no program always runs first, straight after the
+				# cell before. The order within a cell stays a cycle.
 				for k in 0 1 2; do
 					case $(((rep + k) % 3)) in
 					1) record procpipe "$cpu" "$OUT/procpipe.test" -test.run '^$' -test.benchmem \

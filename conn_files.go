@@ -119,7 +119,10 @@ type filePasser interface {
 // error matches [ErrSocketHandle]).
 //
 // Files pass only over a duplex Conn; other Conns return an error matching
-// [ErrNotSocket].
+// [ErrNotSocket]. Where acknowledgements are on, a Conn whose receiving
+// side is out of sync could never read one: SendFiles then sends nothing
+// and returns the receiving side's error (matching [ErrBroken], or
+// [io.ErrUnexpectedEOF] after a peer that went away mid-message).
 func (c *Conn) SendFiles(files ...*os.File) error {
 	conns, err := fileConns("send files", files)
 	if err != nil {
@@ -248,6 +251,9 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 	default:
 		err = c.wr.Err()
 	}
+	if err == nil && c.ack {
+		err = c.recvBroken(op)
+	}
 	var before func() error
 	if withMsg {
 		// Written while every file is held open, so that the files
@@ -283,6 +289,26 @@ func (c *Conn) sendFiles(op string, msg []byte, withMsg bool, conns []syscall.Co
 	// of files takes the send lock to answer while it holds its receive
 	// lock, and the opposite order could deadlock.
 	return c.awaitAck(op, ticket)
+}
+
+// recvBroken returns an error if the receiving side is out of sync (a
+// malformed item or frame from the peer, say): the acknowledgement of files
+// sent now could never be read, and on Windows the private duplicates held
+// for it could never be released, not even by Close, which releases them
+// only once the end of the stream has been read. It only tries the receive
+// lock, which the caller's send lock forbids waiting for; a receiving call
+// holding it returns at once on a stream out of sync. The caller holds the
+// send lock.
+func (c *Conn) recvBroken(op string) error {
+	if !c.rlock.tryLock() {
+		return nil
+	}
+	_, err := c.rd.Peek(0) // no I/O: the stream's sticky error, if any
+	c.unlockRead()
+	if err != nil {
+		return fmt.Errorf("procpipe: %s: nothing sent: the acknowledgement could not be read: %w", op, err)
+	}
+	return nil
 }
 
 // acks counts the acknowledgements a Conn expects and has consumed. Any

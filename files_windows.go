@@ -91,32 +91,44 @@ func (handlePasser) takeFiles(op string, rd *frame.Reader, gate *pullGate) ([]*o
 	if !gate.enter() {
 		return nil, true, closedError(op)
 	}
-	files, err := duplicateFrom(op, pid, handles)
+	dups, err := duplicateFrom(op, pid, handles)
 	gate.leave()
-	return files, true, err
+	if err != nil {
+		return nil, true, err
+	}
+	// Outside the gate: os.NewFile asks the system about each handle, which
+	// Go's own source warns can block on a handle with synchronous I/O
+	// pending, and Close must not wait for that.
+	files := make([]*os.File, len(dups))
+	for i, dup := range dups {
+		files[i] = os.NewFile(uintptr(dup), fmt.Sprintf("handle %#x of process %d", handles[i], pid))
+	}
+	return files, true, nil
 }
 
 // duplicateFrom duplicates the handles of process pid into this process,
-// not inheritable, and returns them as files. On error it closes the
-// duplicates it made.
-func duplicateFrom(op string, pid uint32, handles []xwindows.Handle) ([]*os.File, error) {
+// not inheritable, and returns the duplicates. On error it closes those it
+// made.
+func duplicateFrom(op string, pid uint32, handles []xwindows.Handle) ([]xwindows.Handle, error) {
 	proc, err := xwindows.OpenProcess(xwindows.PROCESS_DUP_HANDLE, false, pid)
 	if err != nil {
 		return nil, fmt.Errorf("procpipe: %s: opening the sending process %d: %w", op, pid, os.NewSyscallError("OpenProcess", err))
 	}
 	defer xwindows.CloseHandle(proc)
-	files := make([]*os.File, 0, len(handles))
+	dups := make([]xwindows.Handle, 0, len(handles))
 	for i, h := range handles {
 		var dup xwindows.Handle
 		// Without DUPLICATE_CLOSE_SOURCE: the sender closes its own.
 		err := xwindows.DuplicateHandle(proc, h, xwindows.CurrentProcess(), &dup, 0, false, xwindows.DUPLICATE_SAME_ACCESS)
 		if err != nil {
-			closeFiles(files)
+			for _, d := range dups {
+				xwindows.CloseHandle(d)
+			}
 			return nil, fmt.Errorf("procpipe: %s: handle %d of %d (%#x in process %d): %w", op, i+1, len(handles), h, pid, os.NewSyscallError("DuplicateHandle", err))
 		}
-		files = append(files, os.NewFile(uintptr(dup), fmt.Sprintf("handle %#x of process %d", h, pid)))
+		dups = append(dups, dup)
 	}
-	return files, nil
+	return dups, nil
 }
 
 // writeFiles makes private duplicates of the handles, so that the values

@@ -172,6 +172,11 @@ func answerChallenge(c *Conn, key []byte) error {
 // peeks at c.rd without the receive lock: that is safe only because a Conn
 // in its handshake has not been handed to anyone yet, so nothing else reads.
 func recvHandshake(c *Conn) ([]byte, error) {
+	// Files first: on Unix their item is one byte, and a header's Peek
+	// would wait for three more until the handshake's time limit.
+	if err := c.filesAhead(); err != nil {
+		return nil, err
+	}
 	head, err := c.rd.Peek(frame.HeaderSize)
 	if err == nil {
 		n, size, perr := frame.ParseHeader(head)
@@ -194,6 +199,10 @@ func handshakeRecvError(err error) error {
 	var tl *TooLargeError
 	if errors.As(err, &tl) {
 		return authError("handshake message of %d bytes exceeds %d", tl.Size, maxHandshakeMessage)
+	}
+	if errors.Is(err, ErrFilesNext) {
+		// Not "receive them with RecvFiles": nobody can, mid-handshake.
+		return authError("the peer passed files where a handshake message belongs")
 	}
 	return fmt.Errorf("procpipe: handshake: %w", err)
 }

@@ -3,6 +3,8 @@ package procpipe_test
 import (
 	"errors"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -146,4 +148,35 @@ func TestListenWrongKey(t *testing.T) {
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close = %v; want net.ErrClosed", err)
 	}
+}
+
+// TestListenFilesInHandshake has a client pass files where its answer to a
+// keyed Listener's challenge belongs: Accept must fail as an authentication
+// failure, not point the server to RecvFiles, and go on serving.
+func TestListenFilesInHandshake(t *testing.T) {
+	addr := testAddr(t)
+	l := listen(t, addr, &procpipe.Config{AuthKey: []byte("key")})
+	errs := make(chan error, 1)
+	go serveEcho(l, errs)
+	c, err := procpipe.Dial(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sent := make(chan error, 1)
+	go func() { sent <- c.SendFiles(f) }()
+	if err := <-errs; !errors.Is(err, procpipe.ErrAuthentication) || strings.Contains(err.Error(), "RecvFiles") {
+		t.Errorf("Accept of a client passing files = %v; want an authentication error that does not point to RecvFiles", err)
+	}
+	c.Close()
+	<-sent // fails or not: the server dropped the connection either way
+	d, err := procpipe.Dial(addr, &procpipe.Config{AuthKey: []byte("key")})
+	if err != nil {
+		t.Fatalf("Dial with the key after the refused client: %v", err)
+	}
+	d.Close()
 }

@@ -58,21 +58,18 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 			ready = append(ready, c)
 		}
 	}
-	if len(ready) > 0 || now {
-		// Report the others that are ready now too, without waiting.
-		others, err := waitReady(context.Background(), conns, true)
-		if err != nil {
-			return nil, err
-		}
+	// A look at the kernel's buffers first: a Conn that is ready now needs
+	// none of what waiting takes (a wake-up pipe or event, and a
+	// registration on every Conn).
+	others, err := waitReady(context.Background(), conns, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(ready) > 0 || len(others) > 0 || now {
 		return merge(conns, ready, others), nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	// A look first: a Conn that is ready now needs none of what waiting
-	// takes (a wake-up pipe or event, and a registration on every Conn).
-	if ready, err := waitReady(context.Background(), conns, true); err != nil || len(ready) > 0 {
-		return ready, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -87,7 +84,7 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 			return nil, closedError("wait")
 		}
 	}
-	ready, err := waitReady(ctx, conns, false)
+	ready, err = waitReady(ctx, conns, false)
 	if len(ready) == 0 && context.Cause(ctx) == errWaitClosed {
 		return nil, closedError("wait")
 	}
@@ -152,6 +149,9 @@ func (c *Conn) buffered() bool {
 
 // merge returns the members of all that are in a or b, in all's order.
 func merge(all, a, b []*Conn) []*Conn {
+	if len(a) == 0 {
+		return b // waitReady's answer is in all's order already
+	}
 	in := make(map[*Conn]bool, len(a)+len(b))
 	for _, c := range a {
 		in[c] = true

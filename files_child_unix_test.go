@@ -154,7 +154,13 @@ func TestChildInheritsNamedFile(t *testing.T) {
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer p.Wait()
+	// On failure the child may still be waiting for a connection.
+	defer func() {
+		if t.Failed() {
+			p.Kill()
+		}
+		p.Wait()
+	}()
 	// The file stays the parent's: still open after Start.
 	if _, err := lf.Stat(); err != nil {
 		t.Errorf("the added file after Start: %v", err)

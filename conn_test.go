@@ -286,27 +286,41 @@ func TestPollsTogether(t *testing.T) {
 }
 
 // TestPollBesideSetReadDeadline changes the read deadline while Poll waits:
-// Poll's own time limit must still end the wait.
+// Poll's own time limit must still end the wait. The deadline must change
+// while Poll is parked, so a machine too slow to see that within Poll's limit
+// (an emulator, say) tries again with a longer one.
 func TestPollBesideSetReadDeadline(t *testing.T) {
 	for _, later := range []time.Time{{}, time.Now().Add(time.Hour)} {
 		_, b := pipe(t, nil)
-		res := make(chan error, 1)
-		go func() {
-			ok, err := b.Poll(50 * time.Millisecond)
-			if ok {
-				err = errors.New("ready")
+		for limit := 50 * time.Millisecond; ; limit *= 4 {
+			if limit > 15*time.Second {
+				t.Fatal("Poll never seen parked, though it waited its whole limit each time")
 			}
-			res <- err
-		}()
-		inStack(t, "(*Conn).Poll(", "runtime_pollWait(")
-		b.SetReadDeadline(later)
-		select {
-		case err := <-res:
-			if err != nil {
-				t.Errorf("Poll(50ms) with the read deadline set to %v meanwhile = %v; want false, nil", later, err)
+			res := make(chan error, 1)
+			start := time.Now()
+			go func() {
+				ok, err := b.Poll(limit)
+				if ok {
+					err = errors.New("ready")
+				}
+				res <- err
+			}()
+			if !stackReached(res, "(*Conn).Poll(", "runtime_pollWait(") {
+				if took := time.Since(start); took < limit {
+					t.Fatalf("Poll(%v) returned after %v", limit, took)
+				}
+				continue
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("Poll(50ms) with the read deadline set to %v meanwhile still waiting after 10s", later)
+			b.SetReadDeadline(later)
+			select {
+			case err := <-res:
+				if err != nil {
+					t.Errorf("Poll(%v) with the read deadline set to %v meanwhile = %v; want false, nil", limit, later, err)
+				}
+			case <-time.After(limit + 10*time.Second):
+				t.Fatalf("Poll(%v) with the read deadline set to %v meanwhile still waiting after %v", limit, later, limit+10*time.Second)
+			}
+			break
 		}
 	}
 }

@@ -133,6 +133,15 @@ func TestWaitStoppedByClose(t *testing.T) {
 // after 10s.
 func inStack(t *testing.T, frames ...string) {
 	t.Helper()
+	if !stackReached(nil, frames...) {
+		t.Fatalf("no goroutine reached %s", strings.Join(frames, " and "))
+	}
+}
+
+// stackReached is inStack's look: it reports whether some goroutine's stack
+// had all of frames in it before 10s passed or done (if not nil) was ready
+// to receive from. It receives nothing from done.
+func stackReached(done chan error, frames ...string) bool {
 	buf := make([]byte, 1<<20)
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
 		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
@@ -141,12 +150,15 @@ func inStack(t *testing.T, frames ...string) {
 				found = found && strings.Contains(g, f)
 			}
 			if found {
-				return
+				return true
 			}
+		}
+		if done != nil && len(done) > 0 {
+			return false
 		}
 		runtime.Gosched()
 	}
-	t.Fatalf("no goroutine reached %s", strings.Join(frames, " and "))
+	return false
 }
 
 // TestWaitThousand waits on 1,000 conns of which a random 10 have messages.

@@ -16,16 +16,6 @@ import (
 // effect on Windows.
 const filesAlwaysAcked = true
 
-// The handle item (see doc.go, "Passing files"): the int32 -2, which starts
-// no valid frame, the sender's process ID (uint32), the number of handles
-// (uint16, 1 to MaxFiles) and each handle's value in the sender (uint64),
-// big-endian.
-const (
-	handleMark     = 0xfffffffe // int32(-2)
-	handleHeadSize = 4 + 4 + 2
-	handleSize     = 8
-)
-
 // passerOf returns a filePasser for t if it can carry files: a duplex pipe,
 // which carries the acknowledgement back.
 func passerOf(t transport) filePasser {
@@ -64,19 +54,18 @@ func (handlePasser) takeFiles(op string, rd *frame.Reader, gate *pullGate) ([]*o
 	if err != nil {
 		return nil, false, err
 	}
-	pid := binary.BigEndian.Uint32(head[4:])
-	n := int(binary.BigEndian.Uint16(head[8:]))
-	if n < 1 || n > MaxFiles {
+	size, err := handleItemSize(head)
+	if err != nil {
 		// Nobody knows where the item ends: the stream is out of sync.
-		return nil, false, rd.Break(fmt.Errorf("procpipe: %s: malformed handle item: %d handles, want 1 to %d: %w", op, n, MaxFiles, ErrBroken))
+		return nil, false, rd.Break(fmt.Errorf("procpipe: %s: malformed handle item: %w: %w", op, err, ErrBroken))
 	}
-	item, err := rd.Peek(handleHeadSize + n*handleSize)
+	item, err := rd.Peek(size)
 	if err != nil {
 		return nil, false, err
 	}
-	handles := make([]xwindows.Handle, n)
-	for i := range handles {
-		v := binary.BigEndian.Uint64(item[handleHeadSize+i*handleSize:])
+	pid, vals := parseHandleItem(item)
+	handles := make([]xwindows.Handle, len(vals))
+	for i, v := range vals {
 		handles[i] = xwindows.Handle(v)
 		if uint64(handles[i]) != v {
 			return nil, false, rd.Break(fmt.Errorf("procpipe: %s: malformed handle item: handle value %#x does not fit a handle: %w", op, v, ErrBroken))
@@ -157,13 +146,11 @@ func (handlePasser) writeFiles(wr *frame.Writer, conns []syscall.RawConn, before
 		}
 		dups = append(dups, dup)
 	}
-	item := make([]byte, 0, handleHeadSize+len(dups)*handleSize)
-	item = binary.BigEndian.AppendUint32(item, handleMark)
-	item = binary.BigEndian.AppendUint32(item, xwindows.GetCurrentProcessId())
-	item = binary.BigEndian.AppendUint16(item, uint16(len(dups)))
-	for _, h := range dups {
-		item = binary.BigEndian.AppendUint64(item, uint64(h))
+	vals := make([]uint64, len(dups))
+	for i, h := range dups {
+		vals[i] = uint64(h)
 	}
+	item := appendHandleItem(make([]byte, 0, handleHeadSize+len(vals)*handleSize), xwindows.GetCurrentProcessId(), vals)
 	if before != nil {
 		if err := before(); err != nil {
 			release()

@@ -306,8 +306,10 @@ done
 # is fuzzed without editing this script.
 while read -r pkg _; do
 	[[ -z $pkg ]] && continue
+	short=${pkg#github.com/procpipe/procpipe}
+	short=${short#/}
 	for fz in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
-		run_cell linux/amd64 "fuzz ${pkg#github.com/procpipe/procpipe/}.$fz" "$fuzztime" -- \
+		run_cell linux/amd64 "fuzz ${short:-procpipe}.$fz" "$fuzztime" -- \
 			go test -run '^$' -fuzz "^$fz\$" -fuzztime "$fuzztime" -fuzzminimizetime 2000x "$pkg"
 	done
 done < <(test_packages)

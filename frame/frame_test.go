@@ -375,6 +375,27 @@ func TestDeadlineInSmallFrame(t *testing.T) {
 	}
 }
 
+// TestDeadlineInSmallFrameOverLimit is TestDeadlineInSmallFrame for a frame
+// over the receive's limit: it too is discarded only once it has fully
+// arrived, so the deadline leaves the stream usable and the next receive
+// reports the frame too large, then reads the one after.
+func TestDeadlineInSmallFrameOverLimit(t *testing.T) {
+	big, next := pattern(1000, 9), []byte("next")
+	for cut := 0; cut < 1004; cut += 97 {
+		r := frame.NewReader(&timeoutReader{r: frames(big, next), limit: cut}, 0)
+		if _, err := r.ReadFrame(nil, 10); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("cut %d: first read = %v; want deadline", cut, err)
+		}
+		var tl *frame.TooLargeError
+		if _, err := r.ReadFrameInto(make([]byte, 2000), 10); !errors.As(err, &tl) || tl.Size != 1000 {
+			t.Fatalf("cut %d: second read = %v; want a TooLargeError for 1000 bytes", cut, err)
+		}
+		if got, err := r.ReadFrame(nil, 10); err != nil || !bytes.Equal(got, next) {
+			t.Fatalf("cut %d: third read = %q, %v; want %q", cut, got, err, next)
+		}
+	}
+}
+
 // TestDeadlineInLargeFrame checks that a deadline in the middle of a frame
 // larger than the buffer breaks the stream visibly instead of misframing.
 func TestDeadlineInLargeFrame(t *testing.T) {
@@ -418,6 +439,42 @@ func TestWriterPartialWriteBreaks(t *testing.T) {
 	}
 	if err := w.WriteFrame(nil); !errors.Is(err, frame.ErrBroken) {
 		t.Fatalf("WriteFrame after partial write = %v; want ErrBroken", err)
+	}
+}
+
+// TestWriteFramesPartialCount cuts WriteFrames' batch writes short at every
+// length: the count it returns must be exactly the frames that went out
+// whole, as a reader of the written bytes finds them.
+func TestWriteFramesPartialCount(t *testing.T) {
+	var ps [][]byte
+	for i := range 40 {
+		ps = append(ps, pattern(i*37%300, byte(i)))
+	}
+	ps = append(ps, pattern(5000, 1), []byte("after the large one")) // a large payload goes on its own
+	total := 0
+	for _, p := range ps {
+		total += frame.HeaderSize + len(p)
+	}
+	for limit := 0; limit < total; limit += 7 {
+		sw := &shortWriter{limit: limit}
+		n, err := frame.NewWriter(sw).WriteFrames(ps)
+		if err == nil {
+			t.Fatalf("limit %d: WriteFrames = %d, nil; want an error", limit, n)
+		}
+		r := frame.NewReader(bytes.NewReader(sw.Bytes()), 0)
+		whole := 0
+		for ; ; whole++ {
+			got, err := r.ReadFrame(nil, -1)
+			if err != nil {
+				break
+			}
+			if !bytes.Equal(got, ps[whole]) {
+				t.Fatalf("limit %d: frame %d differs", limit, whole)
+			}
+		}
+		if n != whole {
+			t.Fatalf("limit %d: WriteFrames = %d; the %d written bytes hold %d whole frames", limit, n, sw.Len(), whole)
+		}
 	}
 }
 

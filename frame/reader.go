@@ -179,10 +179,15 @@ func (r *Reader) whole(n uint64, size int) (bool, error) {
 }
 
 // checkLimit consumes and discards a frame larger than limit (if limit >= 0)
-// and returns a *TooLargeError for it.
+// and returns a *TooLargeError for it. A frame that fits the buffer is
+// discarded only once it has fully arrived, as it would be received, so
+// that an error meanwhile (a deadline) leaves the stream usable.
 func (r *Reader) checkLimit(n uint64, size int, limit int64) error {
 	if limit < 0 || n <= uint64(limit) {
 		return nil
+	}
+	if _, err := r.whole(n, size); err != nil {
+		return err
 	}
 	r.r += size
 	if err := r.discard(n); err != nil {

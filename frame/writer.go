@@ -137,11 +137,11 @@ func (w *Writer) WriteFrames(ps [][]byte) (int, error) {
 	if w.bat == nil {
 		w.bat = make([]byte, 0, batchSize)
 	}
-	done := 0 // ps[:done] are written
+	done := 0 // ps[:done] are written; ps[done:i] are in the batch
 	for i, p := range ps {
 		if len(p) > batchCopy {
-			if err := w.flush(); err != nil {
-				return done, err
+			if m, err := w.flush(); err != nil {
+				return done + whole(ps[done:i], m), err
 			}
 			if err := w.WriteFrame(p); err != nil {
 				return i, err
@@ -150,23 +150,40 @@ func (w *Writer) WriteFrames(ps [][]byte) (int, error) {
 			continue
 		}
 		if len(w.bat)+LongHeaderSize+len(p) > cap(w.bat) {
-			if err := w.flush(); err != nil {
-				return done, err
+			if m, err := w.flush(); err != nil {
+				return done + whole(ps[done:i], m), err
 			}
 			done = i
 		}
 		w.bat = append(AppendHeader(w.bat, uint64(len(p))), p...)
 	}
-	if err := w.flush(); err != nil {
-		return done, err
+	if m, err := w.flush(); err != nil {
+		return done + whole(ps[done:], m), err
 	}
 	return len(ps), nil
 }
 
-// flush writes the frames gathered in w.bat and empties it.
-func (w *Writer) flush() error {
+// whole returns how many of the frames of payloads ps, batched in order, the
+// first m bytes of their batch hold whole.
+func whole(ps [][]byte, m int64) int {
+	for k, p := range ps {
+		size := int64(HeaderSize + len(p))
+		if uint64(len(p)) > MaxShortPayload {
+			size = int64(LongHeaderSize + len(p))
+		}
+		if size > m {
+			return k
+		}
+		m -= size
+	}
+	return len(ps)
+}
+
+// flush writes the frames gathered in w.bat and empties it. It returns how
+// many bytes it wrote.
+func (w *Writer) flush() (int64, error) {
 	if len(w.bat) == 0 {
-		return nil
+		return 0, nil
 	}
 	var n int64
 	var err error
@@ -186,5 +203,5 @@ func (w *Writer) flush() error {
 		w.err = fmt.Errorf("%w (%v)", ErrBroken, err)
 	}
 	w.bat = w.bat[:0]
-	return err
+	return n, err
 }

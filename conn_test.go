@@ -306,12 +306,28 @@ func TestPollBesideSetReadDeadline(t *testing.T) {
 				res <- err
 			}()
 			if !stackReached(res, "(*Conn).Poll(", "runtime_pollWait(") {
-				if took := time.Since(start); took < limit {
-					t.Fatalf("Poll(%v) returned after %v", limit, took)
+				select {
+				case err := <-res:
+					if took := time.Since(start); took < limit {
+						t.Fatalf("Poll(%v) returned after %v", limit, took)
+					}
+					if err != nil {
+						t.Fatalf("Poll(%v) = %v; want false, nil", limit, err)
+					}
+					continue // too slow to see it parked: a longer limit
+				default:
+					t.Fatalf("Poll(%v) still waiting, but no goroutine reached (*Conn).Poll( and runtime_pollWait( in 10s", limit)
+				}
+			}
+			b.SetReadDeadline(later)
+			if time.Since(start) >= limit {
+				// Poll's limit may have passed before the deadline
+				// changed, which then tested nothing.
+				if err := <-res; err != nil {
+					t.Fatalf("Poll(%v) = %v; want false, nil", limit, err)
 				}
 				continue
 			}
-			b.SetReadDeadline(later)
 			select {
 			case err := <-res:
 				if err != nil {

@@ -30,8 +30,18 @@ func main() {
 		}
 	}
 	os.Chmod("/tmp", 0o1777)
-	// What udev would add to /dev: tests list /dev/fd.
+	// What udev would add to /dev (tests list /dev/fd), and the files a
+	// test that looks up localhost needs.
 	os.Symlink("/proc/self/fd", "/dev/fd")
+	for i, name := range []string{"stdin", "stdout", "stderr"} {
+		os.Symlink(fmt.Sprintf("/proc/self/fd/%d", i), "/dev/"+name)
+	}
+	os.MkdirAll("/etc", 0o755)
+	os.WriteFile("/etc/hosts", []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644)
+	// The host's limit on open files, not the kernel's default 4096: the
+	// fault tests open thousands.
+	lim := syscall.Rlimit{Cur: 1 << 16, Max: 1 << 16}
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	if err := loopbackUp(); err != nil {
 		fmt.Printf("vm: lo: %v\n", err)
 	}
@@ -56,6 +66,7 @@ func main() {
 		cmd := exec.Command(fields[1], fields[2:]...)
 		cmd.Dir, cmd.Env = fields[0], env
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		status := 0
 		if err := cmd.Run(); err != nil {
 			status = 1
@@ -65,8 +76,28 @@ func main() {
 			fmt.Printf("vm: %v\n", err)
 		}
 		fmt.Printf("vm: exit %d %s\n", status, fields[1])
+		// What the command left behind (a child of a test that timed
+		// out, say) must not take CPU from the next one; as PID 1, init
+		// also reaps every orphan.
+		if cmd.Process != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		reap()
+	}
+	if err := s.Err(); err != nil {
+		fmt.Printf("vm: reading /plan: %v\n", err)
 	}
 	off()
+}
+
+// reap collects every exited child, orphans included.
+func reap() {
+	for {
+		var st syscall.WaitStatus
+		if pid, err := syscall.Wait4(-1, &st, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+			return
+		}
+	}
 }
 
 // loopbackUp brings up the loopback interface, for the tests that pass TCP

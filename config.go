@@ -24,8 +24,9 @@ type Config struct {
 	// ReadBufferSize is the size of the receive buffer, which lets many
 	// small messages cost one system call. A message that fits the buffer
 	// is consumed only once it has fully arrived, so a deadline can expire
-	// while it is in flight without breaking the stream. 0 means 64 KiB;
-	// sizes below 12 bytes (the longest frame header) are raised to 12.
+	// while it is in flight without breaking the stream. 0 (or less) means
+	// 64 KiB; sizes below 12 bytes (the longest frame header) are raised to
+	// 12, and sizes above 64 MiB lowered to 64 MiB.
 	ReadBufferSize int
 
 	// AuthKey, if not empty, makes [Listen] and [Dial] run CPython's
@@ -88,3 +89,15 @@ func (cfg *Config) handshakeTimeout() time.Duration {
 }
 
 func (cfg *Config) noFileAck() bool { return cfg != nil && cfg.NoFileAck }
+
+// clone returns a copy of cfg, AuthKey's bytes included, for what keeps its
+// settings beyond the call it was given to (a Listener): a caller changing
+// or reusing its Config later must not change them.
+func (cfg *Config) clone() *Config {
+	if cfg == nil {
+		return nil
+	}
+	c := *cfg
+	c.AuthKey = append([]byte(nil), cfg.AuthKey...)
+	return &c
+}

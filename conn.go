@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,6 +268,10 @@ func (c *Conn) Recv(v any) error { return c.RecvContext(context.Background(), v)
 
 // RecvContext is like [Conn.Recv], giving up when ctx is done.
 func (c *Conn) RecvContext(ctx context.Context, v any) error {
+	// Checked first: gob would decode into nil by discarding the message.
+	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("procpipe: recv: want a non-nil pointer to decode into, got %T; nothing received", v)
+	}
 	bp := getBuf()
 	b, err := c.recv(ctx, (*bp)[:0], c.limit)
 	if err == nil {

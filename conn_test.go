@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -584,5 +585,41 @@ func TestOversizedThenNext(t *testing.T) {
 	}
 	if got, err := b.RecvBytes(); err != nil || string(got) != "next" {
 		t.Fatalf("next RecvBytes = %q, %v", got, err)
+	}
+}
+
+// TestRecvNeedsPointer receives into what is not a non-nil pointer: an error,
+// and the message stays for the next receive (gob would have decoded into
+// nil by discarding it).
+func TestRecvNeedsPointer(t *testing.T) {
+	for _, codec := range []procpipe.Codec{procpipe.Gob, procpipe.JSON} {
+		a, b := pipe(t, &procpipe.Config{Codec: codec})
+		if err := a.Send("first"); err != nil {
+			t.Fatal(err)
+		}
+		// A bound, so that a Recv that took the message fails the test
+		// rather than waiting for another.
+		b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var s string
+		for _, v := range []any{nil, s, (*string)(nil)} {
+			if err := b.Recv(v); err == nil {
+				t.Errorf("%T: Recv(%#v) = nil; want an error", codec, v)
+			}
+		}
+		if err := b.Recv(&s); err != nil || s != "first" {
+			t.Errorf("%T: Recv after the refused ones = %q, %v; want \"first\"", codec, s, err)
+		}
+	}
+}
+
+// TestHugeReadBufferSize asks for a receive buffer no machine has: the Conn
+// gets the largest the frame reader makes, and works.
+func TestHugeReadBufferSize(t *testing.T) {
+	a, b := pipe(t, &procpipe.Config{ReadBufferSize: math.MaxInt})
+	if err := a.SendBytes([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.RecvBytes(); err != nil || string(got) != "hello" {
+		t.Errorf("RecvBytes = %q, %v", got, err)
 	}
 }

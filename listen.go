@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 )
@@ -37,7 +38,10 @@ type Listener struct {
 //     clients, and Listen fails if the name is already in use.
 //
 // With cfg.AuthKey set, Accept runs CPython's handshake on each connection.
+// The Listener keeps a copy of cfg, AuthKey's bytes included: changing cfg
+// afterwards changes nothing.
 func Listen(address string, cfg *Config) (*Listener, error) {
+	cfg = cfg.clone()
 	ln, err := listen(address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("procpipe: listen %s: %w", address, err)
@@ -128,11 +132,21 @@ func DialContext(ctx context.Context, address string, cfg *Config) (*Conn, error
 // handshake runs f with a deadline, closing c if it fails. ctx's end
 // interrupts it through its own AfterFunc, not a deadline copied onto c,
 // which could expire first and turn ctx's error into c's.
+//
+// The handshake's messages are bounded by the handshake itself (256 bytes,
+// as in CPython), not by the Conn's MaxMessageSize, which is for the user's
+// messages: c.limit is lifted while f runs, which is safe because nobody
+// else has c yet. A peer that hangs up or breaks the stream mid-handshake
+// does not speak it: that fails as ErrAuthentication, the error a Listener's
+// caller expects from a bad client.
 func (c *Conn) handshake(ctx context.Context, timeout time.Duration, f func() error) error {
+	limit := c.limit
+	c.limit = -1
 	c.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
 	err := f()
 	stopped := stop()
+	c.limit = limit
 	if err == nil && !stopped {
 		err = ctx.Err()
 	}
@@ -140,6 +154,9 @@ func (c *Conn) handshake(ctx context.Context, timeout time.Duration, f func() er
 		c.Close()
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ErrAuthentication) {
 			return fmt.Errorf("procpipe: handshake: %w", ctxErr)
+		}
+		if !errors.Is(err, ErrAuthentication) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w: the peer broke off the handshake: %w", ErrAuthentication, err)
 		}
 		return err
 	}

@@ -180,3 +180,99 @@ func TestListenFilesInHandshake(t *testing.T) {
 	}
 	d.Close()
 }
+
+// TestListenKeepsItsConfig changes and reuses the Config after Listen: the
+// Listener must still require the key it was made with.
+func TestListenKeepsItsConfig(t *testing.T) {
+	addr := testAddr(t)
+	key := []byte("secret")
+	cfg := &procpipe.Config{AuthKey: key}
+	l := listen(t, addr, cfg)
+	cfg.AuthKey = nil
+	copy(key, "XXXXXX") // the caller's bytes, wiped
+	for _, clientKey := range [][]byte{[]byte("secret"), nil} {
+		dialed := make(chan error, 1)
+		go func() {
+			c, err := procpipe.Dial(addr, &procpipe.Config{AuthKey: clientKey})
+			if err == nil {
+				// Without a key the client takes the challenge for its
+				// first message; it hangs up.
+				c.Close()
+			}
+			dialed <- err
+		}()
+		c, err := l.Accept()
+		if err == nil {
+			c.Close()
+		}
+		derr := <-dialed
+		switch {
+		case clientKey != nil && (err != nil || derr != nil):
+			t.Errorf("with the Listener's key: Accept = %v, Dial = %v", err, derr)
+		case clientKey == nil && !errors.Is(err, procpipe.ErrAuthentication):
+			t.Errorf("Accept of a client without the key = %v; want ErrAuthentication", err)
+		}
+	}
+}
+
+// TestListenSmallMaxMessageSize has both ends limit messages to less than a
+// handshake message: the handshake must not count against the limit, which
+// then applies to the user's messages.
+func TestListenSmallMaxMessageSize(t *testing.T) {
+	addr := testAddr(t)
+	cfg := &procpipe.Config{AuthKey: []byte("secret"), MaxMessageSize: 32}
+	l := listen(t, addr, cfg)
+	errs := make(chan error, 1)
+	go serveEcho(l, errs)
+	c, err := procpipe.Dial(addr, cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	var tl *procpipe.TooLargeError
+	if err := c.SendBytes(make([]byte, 33)); !errors.As(err, &tl) {
+		t.Errorf("SendBytes of 33 bytes after the handshake = %v; want a TooLargeError", err)
+	}
+	if err := c.SendBytes([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.RecvBytes(); err != nil || string(got) != "ping" {
+		t.Errorf("echo = %q, %v", got, err)
+	}
+	select {
+	case err := <-errs:
+		t.Errorf("Accept: %v", err)
+	default:
+	}
+}
+
+// TestAcceptClientHangsUp has clients hang up in the middle of a keyed
+// Listener's handshake, before and after reading the challenge: Accept must
+// report a failed authentication, the error a server expects from a bad
+// client, and go on serving.
+func TestAcceptClientHangsUp(t *testing.T) {
+	addr := testAddr(t)
+	l := listen(t, addr, &procpipe.Config{AuthKey: []byte("k")})
+	for _, read := range []bool{false, true} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c, err := procpipe.Dial(addr, nil)
+			if err != nil {
+				return
+			}
+			if read {
+				c.RecvBytes()
+			}
+			c.Close()
+		}()
+		c, err := l.Accept()
+		if err == nil {
+			c.Close()
+		}
+		if !errors.Is(err, procpipe.ErrAuthentication) {
+			t.Errorf("Accept of a client that hung up (after reading the challenge: %v) = %v; want ErrAuthentication", read, err)
+		}
+		<-done
+	}
+}

@@ -59,14 +59,20 @@ type Reader struct {
 	scattered bool
 }
 
+// MaxBufferSize is the largest read buffer [NewReader] makes: the buffer is
+// allocated whole at once, and beyond a few MiB a larger one saves nothing
+// (large payloads are read straight into their destination).
+const MaxBufferSize = 64 << 20
+
 // NewReader returns a Reader that reads frames from rd through a buffer of
 // size bytes (DefaultBufferSize if size <= 0). A size below LongHeaderSize
-// is raised to it: the buffer must hold any header whole.
+// is raised to it, as the buffer must hold any header whole; one above
+// MaxBufferSize is lowered to it.
 func NewReader(rd io.Reader, size int) *Reader {
 	if size <= 0 {
 		size = DefaultBufferSize
 	}
-	size = max(size, LongHeaderSize)
+	size = min(max(size, LongHeaderSize), MaxBufferSize)
 	return &Reader{rd: rd, buf: make([]byte, size)}
 }
 

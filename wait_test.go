@@ -153,7 +153,7 @@ func stackReached(done chan error, frames ...string) bool {
 				return true
 			}
 		}
-		if done != nil && len(done) > 0 {
+		if len(done) > 0 {
 			return false
 		}
 		runtime.Gosched()

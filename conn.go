@@ -405,32 +405,56 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 	if c.closed.Load() {
 		return false, closedError("poll")
 	}
-	if c.fp != nil && c.skipAcks(false) != nil {
-		return true, nil // the next Recv reports the error
+	for armed := false; ; {
+		if ok, err := c.messageReady(); ok || err != nil {
+			return ok, c.opError("poll", context.Background(), err)
+		}
+		if timeout == 0 {
+			return false, nil
+		}
+		if timeout > 0 && !armed {
+			c.setDeadline(true, func(d *deadline) { d.poll = end })
+			defer c.setDeadline(true, func(d *deadline) { d.poll = time.Time{} })
+			armed = true
+		}
+		err := c.t.WaitReady()
+		if err == nil {
+			continue // ready: a message, or only acknowledgements
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && timeout > 0 && !time.Now().Before(end) {
+			c.dmu.Lock()
+			user := c.rdl.user
+			c.dmu.Unlock()
+			if user.IsZero() || end.Before(user) {
+				return false, nil // the poll's own time limit
+			}
+		}
+		return false, c.opError("poll", context.Background(), err)
 	}
-	if c.rd.Buffered() > 0 {
-		return true, nil
-	}
-	if ok, err := c.t.Ready(); ok || err != nil {
-		return ok, c.opError("poll", context.Background(), err)
-	}
-	if timeout == 0 {
-		return false, nil
-	}
-	if timeout > 0 {
-		c.setDeadline(true, func(d *deadline) { d.poll = end })
-		defer c.setDeadline(true, func(d *deadline) { d.poll = time.Time{} })
-	}
-	err := c.t.WaitReady()
-	if errors.Is(err, os.ErrDeadlineExceeded) && timeout > 0 && !time.Now().Before(end) {
-		c.dmu.Lock()
-		user := c.rdl.user
-		c.dmu.Unlock()
-		if user.IsZero() || end.Before(user) {
-			return false, nil // the poll's own time limit
+}
+
+// messageReady reports whether a message (or the end of the stream, or an
+// error the next receive reports) can be received without waiting. Data in
+// the kernel's buffer may be only acknowledgements of files this end sent,
+// which are no message: while one is expected, it reads that data in and
+// consumes them, so that Poll and Wait do not promise a receive that would
+// then block. The caller holds the receive lock.
+func (c *Conn) messageReady() (bool, error) {
+	for {
+		if c.fp != nil && c.skipAcks(false) != nil {
+			return true, nil // the next receive reports the error
+		}
+		if c.rd.Buffered() > 0 {
+			return true, nil
+		}
+		ok, err := c.t.Ready()
+		if err != nil || !ok || c.fp == nil || !c.acks.pending() {
+			return ok, err
+		}
+		if c.rd.Fill() != nil {
+			return true, nil // the next receive reports it
 		}
 	}
-	return err == nil, c.opError("poll", context.Background(), err)
 }
 
 // pollBusy is Poll's answer when another goroutine holds the receive lock:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/procpipe/procpipe"
 )
@@ -366,5 +367,62 @@ func TestSendWithClosedFileSendsNothing(t *testing.T) {
 	}
 	if ok, err := b.Poll(0); ok || err != nil {
 		t.Fatalf("after a failed SendWithFiles, Poll = %v, %v; want nothing sent", ok, err)
+	}
+}
+
+// TestPollLateAck has the peer answer before it takes the files, so that
+// SendFiles stops waiting for the acknowledgement, which then arrives after
+// the answer was received: with only the acknowledgement in the kernel's
+// buffer, Poll and Wait must not report a message, which a Recv would then
+// wait for, and a later message must still be reported and received.
+func TestPollLateAck(t *testing.T) {
+	for _, how := range []string{"Poll", "Wait"} {
+		t.Run(how, func(t *testing.T) {
+			a, b := pipe(t, nil)
+			if err := b.SendBytes([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.SendFiles(contentFile(t, "x")); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := a.RecvBytes(); err != nil || string(m) != "hello" {
+				t.Fatalf("RecvBytes = %q, %v", m, err)
+			}
+			files, err := b.RecvFiles() // writes the acknowledgement
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeAll(files)
+			ready := func(timeout time.Duration) bool {
+				t.Helper()
+				if how == "Poll" {
+					ok, err := a.Poll(timeout)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return ok
+				}
+				got, err := procpipe.Wait([]*procpipe.Conn{a}, timeout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(got) > 0
+			}
+			if ready(0) {
+				t.Errorf("%s(0) with only the acknowledgement waiting = ready", how)
+			}
+			if ready(20 * time.Millisecond) {
+				t.Errorf("%s(20ms) with only the acknowledgement waiting = ready", how)
+			}
+			if err := b.SendBytes([]byte("next")); err != nil {
+				t.Fatal(err)
+			}
+			if !ready(-1) {
+				t.Errorf("%s(-1) with a message waiting = not ready", how)
+			}
+			if m, err := a.RecvBytes(); err != nil || string(m) != "next" {
+				t.Errorf("RecvBytes = %q, %v; want \"next\"", m, err)
+			}
+		})
 	}
 }

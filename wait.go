@@ -65,6 +65,7 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	others = messagesOnly(others)
 	if len(ready) > 0 || len(others) > 0 || now {
 		return merge(conns, ready, others), nil
 	}
@@ -84,11 +85,39 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 			return nil, closedError("wait")
 		}
 	}
-	ready, err = waitReady(ctx, conns, false)
-	if len(ready) == 0 && context.Cause(ctx) == errWaitClosed {
-		return nil, closedError("wait")
+	for {
+		ready, err = waitReady(ctx, conns, false)
+		if len(ready) == 0 && context.Cause(ctx) == errWaitClosed {
+			return nil, closedError("wait")
+		}
+		if err != nil {
+			return ready, err
+		}
+		if ready = messagesOnly(ready); len(ready) > 0 {
+			return ready, nil
+		}
+		// Only acknowledgements had arrived, now taken in: wait again.
 	}
-	return ready, err
+}
+
+// messagesOnly drops from ready, a list of Conns the kernel reports ready
+// that its caller owns, those whose data turns out to be only
+// acknowledgements of files they sent (see messageReady), taking those in.
+// A Conn another goroutine is receiving from stays: that goroutine takes
+// them. It filters ready in place.
+func messagesOnly(ready []*Conn) []*Conn {
+	out := ready[:0]
+	for _, c := range ready {
+		if c.fp != nil && c.acks.pending() && c.rlock.tryLock() {
+			ok, err := c.messageReady()
+			c.unlockRead()
+			if !ok && err == nil {
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // errWaitClosed is the cause with which Close stops a Wait.
@@ -144,6 +173,9 @@ func (c *Conn) buffered() bool {
 		return c.rbuf.Load()
 	}
 	defer c.unlockRead()
+	if c.fp != nil && c.skipAcks(false) != nil {
+		return true // the next receive reports the error
+	}
 	return c.rd.Buffered() > 0
 }
 

@@ -93,6 +93,9 @@ func (d *deadline) earliest() time.Time {
 // setDeadline changes one direction's deadline with f and applies the
 // result to the transport.
 func (c *Conn) setDeadline(read bool, f func(d *deadline)) error {
+	if c == nil || c.t == nil {
+		return errInvalidConn
+	}
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	d, set := &c.wdl, c.t.SetWriteDeadline
@@ -185,8 +188,8 @@ func (c *Conn) Send(v any) error { return c.SendContext(context.Background(), v)
 
 // SendContext is like [Conn.Send], giving up when ctx is done.
 func (c *Conn) SendContext(ctx context.Context, v any) error {
-	if !c.canWrite {
-		return ErrReceiveOnly
+	if c == nil || !c.canWrite {
+		return c.cannot(ErrReceiveOnly)
 	}
 	bp := getBuf()
 	b, err := c.codec.AppendMarshal((*bp)[:0], v)
@@ -207,8 +210,8 @@ func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Bac
 // Giving up after part of a message larger than the kernel's buffer was
 // written leaves the sending side unusable (errors match [ErrBroken]).
 func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
-	if !c.canWrite {
-		return ErrReceiveOnly
+	if c == nil || !c.canWrite {
+		return c.cannot(ErrReceiveOnly)
 	}
 	if c.limit >= 0 && int64(len(p)) > c.limit {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
@@ -242,8 +245,8 @@ func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
 // write had written part of a message, the sending side is unusable (errors
 // match [ErrBroken]).
 func (c *Conn) SendBytesBatch(msgs [][]byte) (n int, err error) {
-	if !c.canWrite {
-		return 0, ErrReceiveOnly
+	if c == nil || !c.canWrite {
+		return 0, c.cannot(ErrReceiveOnly)
 	}
 	if c.limit >= 0 {
 		for _, p := range msgs {
@@ -272,6 +275,9 @@ func (c *Conn) RecvContext(ctx context.Context, v any) error {
 	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("procpipe: recv: want a non-nil pointer to decode into, got %T; nothing received", v)
 	}
+	if c == nil {
+		return errInvalidConn
+	}
 	bp := getBuf()
 	b, err := c.recv(ctx, (*bp)[:0], c.limit)
 	if err == nil {
@@ -287,6 +293,9 @@ func (c *Conn) RecvContext(ctx context.Context, v any) error {
 // recv_bytes(). It returns io.EOF when the peer has closed its end (or died)
 // and no message is left.
 func (c *Conn) RecvBytes() ([]byte, error) {
+	if c == nil {
+		return nil, errInvalidConn
+	}
 	return c.recv(context.Background(), nil, c.limit)
 }
 
@@ -297,6 +306,9 @@ func (c *Conn) RecvBytesMax(maxLength int) ([]byte, error) {
 	limit := int64(maxLength)
 	if maxLength < 0 {
 		return nil, fmt.Errorf("procpipe: recv: negative maximum length %d", maxLength)
+	}
+	if c == nil {
+		return nil, errInvalidConn
 	}
 	if c.limit >= 0 && c.limit < limit {
 		limit = c.limit
@@ -311,12 +323,15 @@ func (c *Conn) RecvBytesMax(maxLength int) ([]byte, error) {
 // ([Config.ReadBufferSize]) leaves the receiving side unusable (errors match
 // [ErrBroken]).
 func (c *Conn) RecvBytesContext(ctx context.Context) ([]byte, error) {
+	if c == nil {
+		return nil, errInvalidConn
+	}
 	return c.recv(ctx, nil, c.limit)
 }
 
 func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error) {
-	if !c.canRead {
-		return dst, ErrSendOnly
+	if c == nil || !c.canRead {
+		return dst, c.cannot(ErrSendOnly)
 	}
 	if err := c.lock(ctx, &c.rlock); err != nil {
 		return dst, fmt.Errorf("procpipe: recv: %w", err)
@@ -344,8 +359,8 @@ func (c *Conn) recv(ctx context.Context, dst []byte, limit int64) ([]byte, error
 // Python's recv_bytes_into(buf); slice p for Python's offset. A message
 // longer than p is returned whole in a [*BufferTooShortError].
 func (c *Conn) RecvBytesInto(p []byte) (int, error) {
-	if !c.canRead {
-		return 0, ErrSendOnly
+	if c == nil || !c.canRead {
+		return 0, c.cannot(ErrSendOnly)
 	}
 	c.rlock.lockUntil(nil)
 	defer c.unlockRead()
@@ -373,8 +388,8 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 // consuming) and what waits in the kernel; an acknowledgement of passed
 // files counts as a message there.
 func (c *Conn) Poll(timeout time.Duration) (bool, error) {
-	if !c.canRead {
-		return false, ErrSendOnly
+	if c == nil || !c.canRead {
+		return false, c.cannot(ErrSendOnly)
 	}
 	var end time.Time // Poll's own time limit, if any
 	switch {
@@ -514,6 +529,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 //
 // Close may be called more than once; calls after the first return nil.
 func (c *Conn) Close() error {
+	if c == nil || c.t == nil {
+		return errInvalidConn
+	}
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
@@ -543,6 +561,20 @@ func (c *Conn) unlockRead() {
 		c.rbuf.Store(b)
 	}
 	c.rlock.unlock()
+}
+
+// errInvalidConn is the error of a method called on a nil *Conn or a zero
+// Conn, which only Pipe, NewConn, Parent, Dial and Accept make usable (as
+// with a nil *os.File or *net.UnixConn).
+var errInvalidConn = fmt.Errorf("procpipe: nil or zero Conn: %w", os.ErrInvalid)
+
+// cannot returns the error of a call c cannot make: errInvalidConn for a
+// nil or zero Conn, else dir (a one-way end used in its other direction).
+func (c *Conn) cannot(dir error) error {
+	if c == nil || c.t == nil {
+		return errInvalidConn
+	}
+	return dir
 }
 
 // aLongTimeAgo is a deadline in the past, which interrupts blocked I/O.
@@ -593,6 +625,9 @@ func (c *Conn) opError(op string, ctx context.Context, err error) error {
 // translate is opError's work for a real error, apart so that the variables
 // errors.As needs (which escape) are not allocated on every call.
 func (c *Conn) translate(op string, ctx context.Context, err error) error {
+	if c == nil || c.t == nil {
+		return err // errInvalidConn
+	}
 	var (
 		tooLarge *TooLargeError
 		tooShort *BufferTooShortError

@@ -154,6 +154,9 @@ func (c *Conn) SendConn(conn syscall.Conn) error {
 // comes in between. The peer receives both with [Conn.RecvWithFiles] (or, in
 // Python, recv() followed by recvfds).
 func (c *Conn) SendWithFiles(v any, files ...*os.File) error {
+	if _, err := c.passer(); err != nil {
+		return err
+	}
 	conns, err := fileConns("send with files", files)
 	if err != nil {
 		return err
@@ -219,6 +222,9 @@ func fileConns(op string, files []*os.File) ([]syscall.Conn, error) {
 // passer returns the Conn's transport as a filePasser, or the error for a
 // Conn that cannot pass files.
 func (c *Conn) passer() (filePasser, error) {
+	if c == nil || c.t == nil {
+		return nil, errInvalidConn
+	}
 	if c.fp == nil {
 		return nil, noPasserError()
 	}

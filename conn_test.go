@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -621,5 +622,49 @@ func TestHugeReadBufferSize(t *testing.T) {
 	}
 	if got, err := b.RecvBytes(); err != nil || string(got) != "hello" {
 		t.Errorf("RecvBytes = %q, %v", got, err)
+	}
+}
+
+// TestNilAndZeroConn calls every method on a nil *Conn and on a zero Conn,
+// which nothing made usable: each must return an error matching
+// os.ErrInvalid, as a nil *os.File's methods do, not panic.
+func TestNilAndZeroConn(t *testing.T) {
+	for _, c := range []*procpipe.Conn{nil, {}} {
+		var s string
+		calls := map[string]func() error{
+			"Send":             func() error { return c.Send("x") },
+			"SendBytes":        func() error { return c.SendBytes([]byte("x")) },
+			"SendBytesContext": func() error { return c.SendBytesContext(context.Background(), nil) },
+			"SendBytesBatch":   func() error { _, err := c.SendBytesBatch([][]byte{{1}}); return err },
+			"Recv":             func() error { return c.Recv(&s) },
+			"RecvBytes":        func() error { _, err := c.RecvBytes(); return err },
+			"RecvBytesMax":     func() error { _, err := c.RecvBytesMax(10); return err },
+			"RecvBytesContext": func() error { _, err := c.RecvBytesContext(context.Background()); return err },
+			"RecvBytesInto":    func() error { _, err := c.RecvBytesInto(make([]byte, 8)); return err },
+			"Poll":             func() error { _, err := c.Poll(0); return err },
+			"SetDeadline":      func() error { return c.SetDeadline(time.Now()) },
+			"SetReadDeadline":  func() error { return c.SetReadDeadline(time.Now()) },
+			"SetWriteDeadline": func() error { return c.SetWriteDeadline(time.Now()) },
+			"SendFiles":        func() error { return c.SendFiles(os.Stdin) },
+			"SendWithFiles":    func() error { return c.SendWithFiles("x", os.Stdin) },
+			"RecvFiles":        func() error { _, err := c.RecvFiles(); return err },
+			"RecvWithFiles":    func() error { _, err := c.RecvWithFiles(&s); return err },
+			"Wait":             func() error { _, err := procpipe.Wait([]*procpipe.Conn{c}, 0); return err },
+			"Close":            func() error { return c.Close() },
+		}
+		for name, call := range calls {
+			var err error
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("panic: %v", p)
+					}
+				}()
+				err = call()
+			}()
+			if !errors.Is(err, os.ErrInvalid) {
+				t.Errorf("%s on %#v = %v; want an error matching os.ErrInvalid", name, c, err)
+			}
+		}
 	}
 }

@@ -45,11 +45,8 @@ func WaitContext(ctx context.Context, conns []*Conn) ([]*Conn, error) {
 func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 	var ready []*Conn
 	for _, c := range conns {
-		if c == nil {
-			return nil, errors.New("procpipe: wait: nil Conn")
-		}
-		if !c.canRead {
-			return nil, ErrSendOnly
+		if c == nil || !c.canRead {
+			return nil, c.cannot(ErrSendOnly)
 		}
 		if c.closed.Load() {
 			return nil, closedError("wait")

@@ -444,7 +444,8 @@ func TestWriterPartialWriteBreaks(t *testing.T) {
 
 // TestWriteFramesPartialCount cuts WriteFrames' batch writes short at every
 // length: the count it returns must be exactly the frames that went out
-// whole, as a reader of the written bytes finds them.
+// whole, as a reader of the written bytes finds them, and the Writer must
+// stay usable exactly when the cut fell between frames.
 func TestWriteFramesPartialCount(t *testing.T) {
 	var ps [][]byte
 	for i := range 40 {
@@ -455,9 +456,10 @@ func TestWriteFramesPartialCount(t *testing.T) {
 	for _, p := range ps {
 		total += frame.HeaderSize + len(p)
 	}
-	for limit := 0; limit < total; limit += 7 {
+	for limit := 0; limit < total; limit++ {
 		sw := &shortWriter{limit: limit}
-		n, err := frame.NewWriter(sw).WriteFrames(ps)
+		w := frame.NewWriter(sw)
+		n, err := w.WriteFrames(ps)
 		if err == nil {
 			t.Fatalf("limit %d: WriteFrames = %d, nil; want an error", limit, n)
 		}
@@ -474,6 +476,14 @@ func TestWriteFramesPartialCount(t *testing.T) {
 		}
 		if n != whole {
 			t.Fatalf("limit %d: WriteFrames = %d; the %d written bytes hold %d whole frames", limit, n, sw.Len(), whole)
+		}
+		// Cut between frames, the stream stays usable; inside one, not.
+		atBoundary := 0
+		for _, p := range ps[:whole] {
+			atBoundary += frame.HeaderSize + len(p)
+		}
+		if broken := errors.Is(w.Err(), frame.ErrBroken); broken != (sw.Len() != atBoundary) {
+			t.Fatalf("limit %d: %d bytes written, %d of them whole frames: Err() = %v", limit, sw.Len(), atBoundary, w.Err())
 		}
 	}
 }

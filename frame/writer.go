@@ -141,7 +141,7 @@ func (w *Writer) WriteFrames(ps [][]byte) (int, error) {
 	for i, p := range ps {
 		if len(p) > batchCopy {
 			if m, err := w.flush(); err != nil {
-				return done + whole(ps[done:i], m), err
+				return done + w.cut(ps[done:i], m, err), err
 			}
 			if err := w.WriteFrame(p); err != nil {
 				return i, err
@@ -151,27 +151,31 @@ func (w *Writer) WriteFrames(ps [][]byte) (int, error) {
 		}
 		if len(w.bat)+LongHeaderSize+len(p) > cap(w.bat) {
 			if m, err := w.flush(); err != nil {
-				return done + whole(ps[done:i], m), err
+				return done + w.cut(ps[done:i], m, err), err
 			}
 			done = i
 		}
 		w.bat = append(AppendHeader(w.bat, uint64(len(p))), p...)
 	}
 	if m, err := w.flush(); err != nil {
-		return done + whole(ps[done:], m), err
+		return done + w.cut(ps[done:], m, err), err
 	}
 	return len(ps), nil
 }
 
-// whole returns how many of the frames of payloads ps, batched in order, the
-// first m bytes of their batch hold whole.
-func whole(ps [][]byte, m int64) int {
+// cut is WriteFrames' answer to a batch write that failed with err after m
+// bytes: it returns how many of the batched frames, of payloads ps, went out
+// whole, and makes the Writer unusable if the write ended inside a frame.
+func (w *Writer) cut(ps [][]byte, m int64, err error) int {
 	for k, p := range ps {
 		size := int64(HeaderSize + len(p))
 		if uint64(len(p)) > MaxShortPayload {
 			size = int64(LongHeaderSize + len(p))
 		}
 		if size > m {
+			if m > 0 {
+				w.err = fmt.Errorf("%w (%v)", ErrBroken, err)
+			}
 			return k
 		}
 		m -= size
@@ -180,7 +184,8 @@ func whole(ps [][]byte, m int64) int {
 }
 
 // flush writes the frames gathered in w.bat and empties it. It returns how
-// many bytes it wrote.
+// many bytes it wrote; its caller knows where the frames end, and so
+// whether a failed write cut one.
 func (w *Writer) flush() (int64, error) {
 	if len(w.bat) == 0 {
 		return 0, nil
@@ -198,9 +203,6 @@ func (w *Writer) flush() (int64, error) {
 	}
 	if err == nil && n != int64(len(w.bat)) {
 		err = io.ErrShortWrite
-	}
-	if err != nil && n > 0 {
-		w.err = fmt.Errorf("%w (%v)", ErrBroken, err)
 	}
 	w.bat = w.bat[:0]
 	return n, err

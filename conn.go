@@ -271,9 +271,8 @@ func (c *Conn) Recv(v any) error { return c.RecvContext(context.Background(), v)
 
 // RecvContext is like [Conn.Recv], giving up when ctx is done.
 func (c *Conn) RecvContext(ctx context.Context, v any) error {
-	// Checked first: gob would decode into nil by discarding the message.
-	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("procpipe: recv: want a non-nil pointer to decode into, got %T; nothing received", v)
+	if err := decodeTarget("recv", v); err != nil {
+		return err
 	}
 	if c == nil {
 		return errInvalidConn
@@ -287,6 +286,17 @@ func (c *Conn) RecvContext(ctx context.Context, v any) error {
 	}
 	putBuf(bp, b)
 	return err
+}
+
+// decodeTarget returns an error unless v, into which a receive is to decode
+// a message, is a non-nil pointer. Receives check it first: gob would decode
+// into nil by discarding the message, and the others fail only after it is
+// taken.
+func decodeTarget(op string, v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("procpipe: %s: want a non-nil pointer to decode into, got %T; nothing received", op, v)
+	}
+	return nil
 }
 
 // RecvBytes receives one message and returns its bytes, like Python's
@@ -421,20 +431,19 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 		return false, closedError("poll")
 	}
 	for armed := false; ; {
-		if ok, err := c.messageReady(); ok || err != nil {
-			return ok, c.opError("poll", context.Background(), err)
+		ok, err := c.messageReady()
+		if ok || (err == nil && timeout == 0) {
+			return ok, nil
 		}
-		if timeout == 0 {
-			return false, nil
-		}
-		if timeout > 0 && !armed {
-			c.setDeadline(true, func(d *deadline) { d.poll = end })
-			defer c.setDeadline(true, func(d *deadline) { d.poll = time.Time{} })
-			armed = true
-		}
-		err := c.t.WaitReady()
 		if err == nil {
-			continue // ready: a message, or only acknowledgements
+			if timeout > 0 && !armed {
+				c.setDeadline(true, func(d *deadline) { d.poll = end })
+				defer c.setDeadline(true, func(d *deadline) { d.poll = time.Time{} })
+				armed = true
+			}
+			if err = c.t.WaitReady(); err == nil {
+				continue // ready: a message, or only acknowledgements
+			}
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && timeout > 0 && !time.Now().Before(end) {
 			c.dmu.Lock()
@@ -453,7 +462,9 @@ func (c *Conn) Poll(timeout time.Duration) (bool, error) {
 // the kernel's buffer may be only acknowledgements of files this end sent,
 // which are no message: while one is expected, it reads that data in and
 // consumes them, so that Poll and Wait do not promise a receive that would
-// then block. The caller holds the receive lock.
+// then block. A read deadline that has passed stops that read: then it
+// reports not ready, with the deadline's error. The caller holds the
+// receive lock.
 func (c *Conn) messageReady() (bool, error) {
 	for {
 		if c.fp != nil && c.skipAcks(false) != nil {
@@ -466,7 +477,10 @@ func (c *Conn) messageReady() (bool, error) {
 		if err != nil || !ok || c.fp == nil || !c.acks.pending() {
 			return ok, err
 		}
-		if c.rd.Fill() != nil {
+		if err := c.rd.Fill(); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return false, err
+			}
 			return true, nil // the next receive reports it
 		}
 	}

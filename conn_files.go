@@ -205,6 +205,9 @@ func (c *Conn) RecvFiles() ([]*os.File, error) {
 // other than files, v holds the message and the error matches
 // [ErrMessageNext]. On any error no file is returned open.
 func (c *Conn) RecvWithFiles(v any) ([]*os.File, error) {
+	if err := decodeTarget("recv with files", v); err != nil {
+		return nil, err
+	}
 	return c.recvFiles("recv with files", v, true)
 }
 

@@ -408,6 +408,18 @@ func TestPollLateAck(t *testing.T) {
 				}
 				return len(got) > 0
 			}
+			if how == "Poll" {
+				// A read deadline that has passed stops Poll with its
+				// error, and must not turn the acknowledgement into a
+				// message either.
+				a.SetReadDeadline(time.Now().Add(-time.Second))
+				for _, timeout := range []time.Duration{0, 100 * time.Millisecond} {
+					if ok, err := a.Poll(timeout); ok || !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Errorf("Poll(%v) with only the acknowledgement waiting, read deadline passed = %v, %v; want false and the deadline's error", timeout, ok, err)
+					}
+				}
+				a.SetReadDeadline(time.Time{})
+			}
 			if ready(0) {
 				t.Errorf("%s(0) with only the acknowledgement waiting = ready", how)
 			}
@@ -424,5 +436,31 @@ func TestPollLateAck(t *testing.T) {
 				t.Errorf("RecvBytes = %q, %v; want \"next\"", m, err)
 			}
 		})
+	}
+}
+
+// TestRecvWithFilesNeedsPointer receives a message and files into what is
+// not a non-nil pointer: an error, and both stay for the next receive.
+func TestRecvWithFilesNeedsPointer(t *testing.T) {
+	a, b := pipe(t, nil)
+	done := sendAsync(func() error { return a.SendWithFiles("first", contentFile(t, "x")) })
+	// A bound, so that a receive that took the message fails the test
+	// rather than waiting for another.
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var s string
+	for _, v := range []any{nil, s, (*string)(nil)} {
+		if files, err := b.RecvWithFiles(v); err == nil || len(files) > 0 {
+			closeAll(files)
+			t.Errorf("RecvWithFiles(%#v) = %d files, %v; want an error and no files", v, len(files), err)
+		}
+	}
+	files, err := b.RecvWithFiles(&s)
+	got, rerr := readFiles(files)
+	closeAll(files)
+	if err != nil || s != "first" || rerr != nil || len(got) != 1 || got[0] != "x" {
+		t.Errorf("RecvWithFiles after the refused ones = %q, files %q (%v), %v; want \"first\" and [\"x\"]", s, got, rerr, err)
+	}
+	if err := done(); err != nil {
+		t.Errorf("SendWithFiles: %v", err)
 	}
 }

@@ -78,6 +78,12 @@ func (l *Listener) Accept() (*Conn, error) {
 			c.Close()
 			return nil, closedError("accept")
 		}
+		if err != nil && !errors.Is(err, ErrAuthentication) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// A client that hangs up or breaks the stream mid-handshake
+			// does not speak it: the error a server expects from a bad
+			// client, not one that looks like the Listener's own.
+			err = fmt.Errorf("%w: the client broke off the handshake: %w", ErrAuthentication, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -136,9 +142,7 @@ func DialContext(ctx context.Context, address string, cfg *Config) (*Conn, error
 // The handshake's messages are bounded by the handshake itself (256 bytes,
 // as in CPython), not by the Conn's MaxMessageSize, which is for the user's
 // messages: c.limit is lifted while f runs, which is safe because nobody
-// else has c yet. A peer that hangs up or breaks the stream mid-handshake
-// does not speak it: that fails as ErrAuthentication, the error a Listener's
-// caller expects from a bad client.
+// else has c yet.
 func (c *Conn) handshake(ctx context.Context, timeout time.Duration, f func() error) error {
 	limit := c.limit
 	c.limit = -1
@@ -154,9 +158,6 @@ func (c *Conn) handshake(ctx context.Context, timeout time.Duration, f func() er
 		c.Close()
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ErrAuthentication) {
 			return fmt.Errorf("procpipe: handshake: %w", ctxErr)
-		}
-		if !errors.Is(err, ErrAuthentication) && !errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("%w: the peer broke off the handshake: %w", ErrAuthentication, err)
 		}
 		return err
 	}

@@ -13,6 +13,10 @@ import (
 // long as it takes; after timeout it returns an empty list and no error.
 // conns may mix duplex and receive-only ends; a send-only end is an error.
 //
+// While another goroutine receives from a Conn (a SendFiles waiting for its
+// acknowledgement included), Wait may report it for data that goroutine then
+// takes, as Poll may.
+//
 // Wait watches all the Conns from one system call, not a goroutine each, so
 // it serves thousands of Conns. Closing one of them, from any goroutine,
 // stops the wait, which then returns the Conns already ready, or if none an
@@ -97,15 +101,19 @@ func wait(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 	}
 }
 
-// messagesOnly drops from ready, a list of Conns the kernel reports ready
+// messagesOnly drops from ready, a list of Conns the kernel reported ready
 // that its caller owns, those whose data turns out to be only
 // acknowledgements of files they sent (see messageReady), taking those in.
-// A Conn another goroutine is receiving from stays: that goroutine takes
-// them. It filters ready in place.
+// It looks again at every Conn that has ever sent files, as an
+// acknowledgement may also have been taken since the kernel's answer (by a
+// SendFiles waiting for it). A Conn another goroutine is receiving from
+// stays: that goroutine takes them. So does one whose passed read deadline
+// stopped the look (its receive fails at once; dropping it would make the
+// wait spin). It filters ready in place.
 func messagesOnly(ready []*Conn) []*Conn {
 	out := ready[:0]
 	for _, c := range ready {
-		if c.fp != nil && c.acks.pending() && c.rlock.tryLock() {
+		if c.fp != nil && c.acks.expected.Load() > 0 && c.rlock.tryLock() {
 			ok, err := c.messageReady()
 			c.unlockRead()
 			if !ok && err == nil {

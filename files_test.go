@@ -14,13 +14,17 @@ import (
 )
 
 // contentFile returns the read end of a pipe that holds content and whose
-// write end is closed, so that reading it to the end gives content.
+// write end is closed, so that reading it to the end gives content. It is
+// closed when the test ends, if the test has not closed it: left to its
+// finalizer, it would close during a later test and upset that test's count
+// of open descriptors.
 func contentFile(t testing.TB, content string) *os.File {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() })
 	if _, err := io.WriteString(w, content); err != nil {
 		t.Fatal(err)
 	}

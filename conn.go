@@ -203,32 +203,52 @@ func (c *Conn) SendContext(ctx context.Context, v any) error {
 
 // SendBytes sends p as one message, like Python's send_bytes(buf); slice p
 // for Python's offset and size. p may be modified once SendBytes returns.
-func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Background(), p) }
+func (c *Conn) SendBytes(p []byte) error { return c.sendBytes(nil, p) }
 
 // SendBytesContext is like [Conn.SendBytes], giving up when ctx is done; with
 // ctx already done it sends nothing.
 // Giving up after part of a message larger than the kernel's buffer was
 // written leaves the sending side unusable (errors match [ErrBroken]).
 func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return c.sendBytes(ctx, p)
+}
+
+// sendBytes is SendBytes with ctx nil, which skips the context's
+// bookkeeping (on a small message's path every instruction counts), and
+// SendBytesContext otherwise. The lock is released without a defer: nothing
+// under it panics.
+func (c *Conn) sendBytes(ctx context.Context, p []byte) error {
 	if c == nil || !c.canWrite {
 		return c.cannot(ErrReceiveOnly)
 	}
 	if c.limit >= 0 && int64(len(p)) > c.limit {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
-	if err := c.lock(ctx, &c.wlock); err != nil {
+	if err := c.wlock.lock(ctx); err != nil {
 		return fmt.Errorf("procpipe: send: %w", err)
 	}
-	defer c.unlock(&c.wlock)
 	if c.closed.Load() {
+		c.wlock.unlock()
 		return closedError("send")
 	}
-	stop, err := c.interrupt(ctx, false)
-	if err != nil {
-		return fmt.Errorf("procpipe: send: %w", err)
+	var err error
+	if ctx == nil {
+		err = c.wr.WriteFrame(p)
+	} else {
+		var stop func()
+		if stop, err = c.interrupt(ctx, false); err == nil {
+			err = c.wr.WriteFrame(p)
+			stop()
+		}
+		if err != nil && stop == nil {
+			c.wlock.unlock()
+			return fmt.Errorf("procpipe: send: %w", err)
+		}
 	}
-	err = c.wr.WriteFrame(p)
-	stop()
+	c.wlock.unlock()
 	return c.opError("send", ctx, err)
 }
 
@@ -373,19 +393,22 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 		return 0, c.cannot(ErrSendOnly)
 	}
 	c.rlock.lockUntil(nil)
-	defer c.unlockRead()
 	if c.closed.Load() {
+		c.unlockRead()
 		return 0, closedError("recv")
 	}
 	if c.fp != nil {
 		if err := c.filesAhead(); err != nil {
+			c.unlockRead()
 			if err == ErrFilesNext {
 				return 0, err
 			}
 			return 0, c.opError("recv", nil, err)
 		}
 	}
+	// Unlocked without a defer, as in sendBytes.
 	n, err := c.rd.ReadFrameInto(p, c.limit)
+	c.unlockRead()
 	return n, c.opError("recv", nil, err)
 }
 

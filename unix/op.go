@@ -143,6 +143,9 @@ func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err 
 		}
 		if n > 0 {
 			total += int64(n)
+			if n == len(bufs[0]) && len(bufs) == 1 {
+				return total, nil, nil // the common case, without consume's loop
+			}
 			bufs = o.consume(bufs, n)
 		}
 		switch err {

@@ -18,15 +18,6 @@ func (c *Conn) PlainPipeIOForTest() error {
 	return nil
 }
 
-// SetYieldFirstForTest turns yielding before a read that follows a draining
-// one on or off, whatever the number of CPUs, and returns the previous
-// setting.
-func SetYieldFirstForTest(on bool) bool {
-	old := yieldFirst
-	yieldFirst = on
-	return old
-}
-
 // DrainedForTest reports whether c's last read took all the kernel held.
 func (c *Conn) DrainedForTest() bool { return c.rop.drained }
 

@@ -1,18 +1,13 @@
 package unix_test
 
-import (
-	"testing"
+import "testing"
 
-	ppunix "github.com/procpipe/procpipe/unix"
-)
-
-// TestYieldFirst checks the bookkeeping behind yielding before a read on one
-// CPU (see yieldFirst): a read that returns less than it asked for marks the
+// TestYieldFirst checks the bookkeeping behind yielding before a read (see
+// yieldFirst): a read that returns less than it asked for marks the
 // Conn drained and one that fills its buffer does not, and a read that
 // yields first still returns what was written, whether before it or while
 // it waits.
 func TestYieldFirst(t *testing.T) {
-	defer ppunix.SetYieldFirstForTest(ppunix.SetYieldFirstForTest(true))
 	for _, kind := range []string{"pipe", "socket"} {
 		t.Run(kind, func(t *testing.T) {
 			r, w := newPair(t, kind)

@@ -24,16 +24,19 @@ type scenario struct {
 	label, bench, unit string
 	lowerBetter        bool
 	target             string
+	// met reports whether procpipe's median p meets the target, given
+	// C's median c, compared unrounded.
+	met func(p, c float64) bool
 }
 
 var scenarios = []scenario{
-	{"rtt 64 B, p50 (µs)", "BenchmarkRTT", "us-p50", true, "<= 1.25x C"},
-	{"rtt 64 B, mean (µs)", "BenchmarkRTT", "us-mean", true, "<= 1.25x C"},
-	{"small 16 B (msgs/s)", "BenchmarkSmall", "msgs/s", false, ">= 0.8x C"},
-	{"batched 16 B (msgs/s)", "BenchmarkBatched", "msgs/s", false, ">= 10 M/s"},
-	{"bulk 64 KiB (GB/s)", "BenchmarkBulk/64KiB", "GB/s", false, ">= 0.9x C"},
-	{"bulk 1 MiB (GB/s)", "BenchmarkBulk/1024KiB", "GB/s", false, ">= 0.9x C"},
-	{"big 256 MiB, receiver peak RSS / size", "BenchmarkBig", "peak/size", true, "< 1.15"},
+	{"rtt 64 B, p50 (µs)", "BenchmarkRTT", "us-p50", true, "<= 1.25x C", func(p, c float64) bool { return p/c <= 1.25 }},
+	{"rtt 64 B, mean (µs)", "BenchmarkRTT", "us-mean", true, "<= 1.25x C", func(p, c float64) bool { return p/c <= 1.25 }},
+	{"small 16 B (msgs/s)", "BenchmarkSmall", "msgs/s", false, ">= 0.8x C", func(p, c float64) bool { return p/c >= 0.8 }},
+	{"batched 16 B (msgs/s)", "BenchmarkBatched", "msgs/s", false, ">= 10 M/s", func(p, c float64) bool { return p >= 10e6 }},
+	{"bulk 64 KiB (GB/s)", "BenchmarkBulk/64KiB", "GB/s", false, ">= 0.9x C", func(p, c float64) bool { return p/c >= 0.9 }},
+	{"bulk 1 MiB (GB/s)", "BenchmarkBulk/1024KiB", "GB/s", false, ">= 0.9x C", func(p, c float64) bool { return p/c >= 0.9 }},
+	{"big 256 MiB, receiver peak RSS / size", "BenchmarkBig", "peak/size", true, "< 1.15", func(p, c float64) bool { return p < 1.15 }},
 }
 
 var impls = []string{"procpipe", "C", "Python"}
@@ -140,8 +143,9 @@ func main() {
 	fmt.Fprintf(&b, "duplex = socketpair (C: socketpair), oneway = pipes (C: pipe(2)); pinned = both processes on CPU 0 (taskset -c 0).\n")
 	fmt.Fprintf(&b, "The range column gives the lowest and highest procpipe/C ratio of a single repetition.\n")
 	fmt.Fprintf(&b, "Reproduce: `%s`\n\n", *cmd)
-	b.WriteString("| scenario | ends | CPUs | procpipe | C | Python | procpipe/C | procpipe/C range | procpipe/Python | target |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "The met column compares unrounded medians with the target.\n")
+	b.WriteString("| scenario | ends | CPUs | procpipe | C | Python | procpipe/C | procpipe/C range | procpipe/Python | target | met |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range rows {
 		cell := func(i int) string {
 			if !r.ok[i] {
@@ -155,8 +159,18 @@ func main() {
 			}
 			return fmt.Sprintf("%.2fx", r.v[0]/r.v[i])
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.s.label, r.ends, r.cpu, cell(0), cell(1), cell(2), ratio(1), r.spread, ratio(2), r.s.target)
+		met := "—"
+		switch {
+		case !r.ok[0] || !r.ok[1]:
+		case r.s.met(r.v[0], r.v[1]):
+			met = "yes"
+		case strings.HasSuffix(r.s.target, " C"):
+			met = fmt.Sprintf("**no** (%.3fx)", r.v[0]/r.v[1])
+		default:
+			met = fmt.Sprintf("**no** (%s)", num(r.v[0]))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.s.label, r.ends, r.cpu, cell(0), cell(1), cell(2), ratio(1), r.spread, ratio(2), r.s.target, met)
 	}
 	if err := os.WriteFile(*md, []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)

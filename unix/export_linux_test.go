@@ -1,6 +1,10 @@
 package unix
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // SetPipeNoWaitForTest turns the RWF_NOWAIT pipe calls on or off, as a
 // kernel without them would, and returns the previous setting.
@@ -33,4 +37,40 @@ func (c *Conn) FirstReadForTest(p []byte) bool {
 func (c *Conn) FirstWriteForTest(p []byte) bool {
 	_, _, done, _ := c.firstWrite([][]byte{p})
 	return done
+}
+
+// NoteYieldForTest notes a yield that took d and ended now, as timedYield
+// does, and returns the calm period that followed from it (0 if none).
+func NoteYieldForTest(d time.Duration) time.Duration {
+	calmUntil.Store(0)
+	end := time.Since(epoch)
+	noteYield(end-d, end)
+	if u := calmUntil.Load(); u != 0 {
+		return time.Duration(u) - end
+	}
+	return 0
+}
+
+// CalmForTest is how long a slow yield keeps reads from yielding.
+const CalmForTest = calmFor
+
+// SetContentionForTest sets the calm period to end d from now (ended
+// already if d <= 0) and the count of yields still to be timed; zero for
+// both is the state a process starts in.
+func SetContentionForTest(d time.Duration, yieldsToTime int32) {
+	switch {
+	case d > 0:
+		calmUntil.Store(int64(time.Since(epoch) + d))
+	case d < 0:
+		calmUntil.Store(1) // ended
+	default:
+		calmUntil.Store(0)
+	}
+	probes.Store(yieldsToTime)
+}
+
+// ContentionForTest reports whether reads are in a calm period and how many
+// yields are still to be timed.
+func ContentionForTest() (calm bool, yieldsToTime int32) {
+	return contended(), probes.Load()
 }

@@ -40,8 +40,11 @@ func (c *Conn) FirstWriteForTest(p []byte) bool {
 }
 
 // NoteYieldForTest notes a yield that took d and ended now, as timedYield
-// does, and returns the calm period that followed from it (0 if none).
-func NoteYieldForTest(d time.Duration) time.Duration {
+// does in a process that may run on one CPU only or on more, and returns
+// the calm period that followed from it (0 if none).
+func NoteYieldForTest(d time.Duration, one bool) time.Duration {
+	defer func(old bool) { oneCPU = old }(oneCPU)
+	oneCPU = one
 	calmUntil.Store(0)
 	end := time.Since(epoch)
 	noteYield(end-d, end)
@@ -54,23 +57,30 @@ func NoteYieldForTest(d time.Duration) time.Duration {
 // CalmForTest is how long a slow yield keeps reads from yielding.
 const CalmForTest = calmFor
 
-// SetContentionForTest sets the calm period to end d from now (ended
-// already if d <= 0) and the count of yields still to be timed; zero for
-// both is the state a process starts in.
+// SetContentionForTest sets the calm period to end d from now (d > 0), to
+// have ended without a reader seeing it yet (d < 0), or to none (d == 0),
+// and the count of yields still to be timed; zero for both is the state a
+// process starts in.
 func SetContentionForTest(d time.Duration, yieldsToTime int32) {
 	switch {
 	case d > 0:
 		calmUntil.Store(int64(time.Since(epoch) + d))
 	case d < 0:
-		calmUntil.Store(1) // ended
+		calmUntil.Store(endedCalm)
 	default:
 		calmUntil.Store(0)
 	}
 	probes.Store(yieldsToTime)
 }
 
-// ContentionForTest reports whether reads are in a calm period and how many
+// endedCalm is the calm period SetContentionForTest sets for d < 0.
+const endedCalm = 1
+
+// ContentionForTest returns, without looking at the clock, the state
+// SetContentionForTest sets: whether a calm period is set (ended or not),
+// whether it is the ended one that SetContentionForTest set, and how many
 // yields are still to be timed.
-func ContentionForTest() (calm bool, yieldsToTime int32) {
-	return contended(), probes.Load()
+func ContentionForTest() (set, ended bool, yieldsToTime int32) {
+	u := calmUntil.Load()
+	return u != 0, u == endedCalm, probes.Load()
 }

@@ -3,6 +3,7 @@
 package unix
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -41,11 +42,13 @@ func (s *spinner) again() bool {
 // at once kept the median at 22-130 µs. So a yield that kept its thread off
 // the CPU for longer than slowYield makes the process's reads park at once,
 // neither spinning nor yielding first, for calmFor; then the next yields
-// are timed to look again. With it, the same load gave medians of 17-129 µs
-// and means of 20-324 µs (before: up to 3.2 ms). On a quiet machine a slow
-// yield is seen about once a second (the two processes of a stream briefly
-// sharing a CPU, say); round trips on one CPU did not change, and 16-byte
-// streams on 2 CPUs ran within 4% (8 alternating rounds).
+// are timed to look again. Not on one CPU (see oneCPU).
+//
+// Under the same load that gave medians of 17-129 µs and means of 20-324 µs
+// (before: up to 3.2 ms). On a quiet machine a slow yield is seen about once
+// a second (the two processes of a stream briefly sharing a CPU, say); round
+// trips on one CPU did not change, and 16-byte streams on 2 CPUs ran within
+// 4% (8 alternating rounds).
 const (
 	slowYield   = time.Millisecond
 	calmFor     = 100 * time.Millisecond
@@ -56,7 +59,8 @@ const (
 var epoch = time.Now()
 
 // calmUntil is when reads may yield again (see slowYield), in nanoseconds
-// since epoch; 0 when they may.
+// since epoch; 0 for no calm period (a period that ended is cleared by the
+// first reader to see that).
 var calmUntil atomic.Int64
 
 // probes counts the yields still to be timed, whoever makes them, after a
@@ -90,11 +94,21 @@ func timedYield() {
 // noteYield notes a yield made from t to d (times since epoch).
 func noteYield(t, d time.Duration) {
 	if d-t > slowYield {
-		calmUntil.Store(int64(d + calmFor))
+		if !oneCPU {
+			calmUntil.Store(int64(d + calmFor))
+		}
 	} else if probes.Load() > 0 {
 		probes.Add(-1)
 	}
 }
+
+// oneCPU says the process may run on one CPU only (taskset, a one-CPU
+// cpuset or machine). There a yield is how the peer gets to run, and one
+// that lasts is the peer using its turn, not a busy CPU: a writer streaming
+// small messages keeps the CPU for a tick, and parking the reader instead
+// made one-CPU streams of 16-byte messages 0.9x C's rate instead of
+// 1.6-1.8x (ci/bench.sh).
+var oneCPU = runtime.NumCPU() == 1
 
 // A readOp and a writeOp hold the state of a Conn's Reads and Writes: what
 // persists between calls, and the arguments and results of one call across

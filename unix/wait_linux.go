@@ -17,7 +17,8 @@ import (
 // spins once per call and then sleeps: an idle Recv costs no CPU. Measured
 // on a 2-vCPU VM (ci/bench.sh): round trips 1.3-1.6x faster than parking
 // at once; a ppoll with a timeout was slower than parking (arming a timer
-// is costly in a VM).
+// is costly in a VM). While the CPU is busy with other threads reads park
+// at once (see slowYield in op.go).
 const spinFor = 15 * time.Microsecond
 
 // yield gives up the CPU to any other runnable thread (with syscall's raw
@@ -40,5 +41,7 @@ func yield() { syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 // 2 CPUs ran 445 k -> 515 k msgs/s on pipes (6 alternating rounds; C 548 k)
 // and about 10% faster on a socketpair; round trips and bulk transfers did
 // not change. A reader that caught up gives up the CPU as a blocking read
-// would; a read that fills its buffer is not followed by a yield.
+// would; a read that fills its buffer is not followed by a yield. Nor does
+// a read yield first while the CPU is busy with other threads (see
+// slowYield in op.go).
 const yieldFirst = true

@@ -1,6 +1,8 @@
 package unix_test
 
 import (
+	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -60,15 +62,36 @@ func TestYieldFirst(t *testing.T) {
 // ends the next yields are timed.
 func TestSlowYieldCalms(t *testing.T) {
 	defer ppunix.SetContentionForTest(0, 0)
-	if calm := ppunix.NoteYieldForTest(100 * time.Microsecond); calm != 0 {
+	if calm := ppunix.NoteYieldForTest(100*time.Microsecond, false); calm != 0 {
 		t.Fatalf("a 100 µs yield started a calm period of %v", calm)
 	}
-	if calm := ppunix.NoteYieldForTest(2 * time.Millisecond); calm != ppunix.CalmForTest {
+	if calm := ppunix.NoteYieldForTest(2*time.Millisecond, false); calm != ppunix.CalmForTest {
 		t.Fatalf("a 2 ms yield started a calm period of %v, want %v", calm, ppunix.CalmForTest)
+	}
+	// On one CPU a long yield is the peer's turn.
+	if calm := ppunix.NoteYieldForTest(2*time.Millisecond, true); calm != 0 {
+		t.Fatalf("a 2 ms yield on one CPU started a calm period of %v", calm)
 	}
 
 	r, w := newPair(t, "pipe")
 	buf := make([]byte, 64)
+
+	// Calm: a read that finds nothing parks at once, timing no yield (a
+	// spin would time each).
+	ppunix.SetContentionForTest(time.Hour, 5)
+	if err := r.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read of an empty pipe = %v, want a deadline error", err)
+	}
+	if err := r.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if set, _, left := ppunix.ContentionForTest(); !set || left != 5 {
+		t.Fatalf("after a wait in a calm period: calm set %v, %d yields to time; want true, 5", set, left)
+	}
+
 	exchange := func(s string) {
 		t.Helper()
 		if _, err := w.Write([]byte(s)); err != nil {
@@ -80,18 +103,21 @@ func TestSlowYieldCalms(t *testing.T) {
 	}
 	exchange("drain") // the next read would yield first
 
-	// Calm: the read does not yield, so it times no yield.
-	ppunix.SetContentionForTest(time.Hour, 5)
+	// Calm: the read does not yield first, so it times no yield.
 	exchange("calm")
-	if calm, left := ppunix.ContentionForTest(); !calm || left != 5 {
-		t.Fatalf("after a read in a calm period: calm %v, %d yields to time; want true, 5", calm, left)
+	if set, _, left := ppunix.ContentionForTest(); !set || left != 5 {
+		t.Fatalf("after a read in a calm period: calm set %v, %d yields to time; want true, 5", set, left)
 	}
 
-	// The period over, the read yields first and times it: a quick yield
-	// counts down, a slow one starts the next calm period.
+	// The period over, the read sees it end, yields first and times the
+	// yield: a quick one counts down from 16, a slow one (a busy machine)
+	// starts the next period.
 	ppunix.SetContentionForTest(-1, 0)
 	exchange("probe")
-	if calm, left := ppunix.ContentionForTest(); !calm && left != 15 {
-		t.Fatalf("after the first read past a calm period: calm %v, %d yields to time; want 15 (or a new calm period)", calm, left)
+	switch set, ended, left := ppunix.ContentionForTest(); {
+	case ended:
+		t.Fatal("the read did not see the calm period end")
+	case !set && left != 15:
+		t.Fatalf("after the first read past a calm period: %d yields to time, want 15", left)
 	}
 }

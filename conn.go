@@ -203,29 +203,25 @@ func (c *Conn) SendContext(ctx context.Context, v any) error {
 
 // SendBytes sends p as one message, like Python's send_bytes(buf); slice p
 // for Python's offset and size. p may be modified once SendBytes returns.
-func (c *Conn) SendBytes(p []byte) error { return c.sendBytes(nil, p) }
+func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Background(), p) }
 
 // SendBytesContext is like [Conn.SendBytes], giving up when ctx is done; with
 // ctx already done it sends nothing.
 // Giving up after part of a message larger than the kernel's buffer was
 // written leaves the sending side unusable (errors match [ErrBroken]).
+//
+// A ctx that can never be done skips the context's bookkeeping (on a small
+// message's path every instruction counts). The lock is released without a
+// defer: nothing under it panics.
 func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return c.sendBytes(ctx, p)
-}
-
-// sendBytes is SendBytes with ctx nil, which skips the context's
-// bookkeeping (on a small message's path every instruction counts), and
-// SendBytesContext otherwise. The lock is released without a defer: nothing
-// under it panics.
-func (c *Conn) sendBytes(ctx context.Context, p []byte) error {
 	if c == nil || !c.canWrite {
 		return c.cannot(ErrReceiveOnly)
 	}
 	if c.limit >= 0 && int64(len(p)) > c.limit {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
+	}
+	if ctx == nil {
+		ctx = context.Background()
 	}
 	if err := c.wlock.lock(ctx); err != nil {
 		return fmt.Errorf("procpipe: send: %w", err)
@@ -235,7 +231,7 @@ func (c *Conn) sendBytes(ctx context.Context, p []byte) error {
 		return closedError("send")
 	}
 	var err error
-	if ctx == nil {
+	if ctx.Done() == nil {
 		err = c.wr.WriteFrame(p)
 	} else {
 		var stop func()
@@ -406,7 +402,7 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 			return 0, c.opError("recv", nil, err)
 		}
 	}
-	// Unlocked without a defer, as in sendBytes.
+	// Unlocked without a defer, as in SendBytesContext.
 	n, err := c.rd.ReadFrameInto(p, c.limit)
 	c.unlockRead()
 	return n, c.opError("recv", nil, err)

@@ -53,6 +53,7 @@ const (
 	slowYield   = time.Millisecond
 	calmFor     = 100 * time.Millisecond
 	probeYields = 16 // yields timed after a calm period (see probes)
+	sampleEvery = 16 // of the yields made first, one in sampleEvery is timed
 )
 
 // epoch is the origin of calmUntil's monotonic times.
@@ -130,7 +131,7 @@ type readOp struct {
 	// less than it asked for), so that the next one yields first (see
 	// yieldFirst).
 	drained bool
-	yields  uint8              // yields made first, counted to time one in 16
+	yields  uint8              // yields made first, counted to time one in sampleEvery
 	fn      func(uintptr) bool // do, bound once
 	vec     iovecs
 }
@@ -157,11 +158,11 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 		// See yieldFirst.
 		o.drained = false
 		if yieldFirst && !contended() {
-			// One yield in 16 is timed: two clock reads on each
+			// One yield in sampleEvery is timed: two clock reads on each
 			// made round trips with both processes on one CPU 2%
 			// slower, and a CPU taken by other threads shows in
 			// every yield alike.
-			if o.yields++; o.yields%16 == 0 || probes.Load() > 0 {
+			if o.yields++; o.yields%sampleEvery == 0 || probes.Load() > 0 {
 				timedYield()
 			} else {
 				yield()

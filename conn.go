@@ -203,35 +203,41 @@ func (c *Conn) SendContext(ctx context.Context, v any) error {
 
 // SendBytes sends p as one message, like Python's send_bytes(buf); slice p
 // for Python's offset and size. p may be modified once SendBytes returns.
-func (c *Conn) SendBytes(p []byte) error { return c.SendBytesContext(context.Background(), p) }
+func (c *Conn) SendBytes(p []byte) error { return c.sendBytes(context.Background(), nil, p) }
 
 // SendBytesContext is like [Conn.SendBytes], giving up when ctx is done; with
 // ctx already done it sends nothing.
 // Giving up after part of a message larger than the kernel's buffer was
 // written leaves the sending side unusable (errors match [ErrBroken]).
-//
-// A ctx that can never be done skips the context's bookkeeping (on a small
-// message's path every instruction counts). The lock is released without a
-// defer: nothing under it panics.
 func (c *Conn) SendBytesContext(ctx context.Context, p []byte) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return c.sendBytes(ctx, ctx.Done(), p)
+}
+
+// sendBytes is SendBytesContext given ctx's Done channel, nil for a ctx that
+// can never be done: then the context's bookkeeping is skipped, and
+// SendBytes, which knows its ctx cannot be done, does not even ask (the
+// call through the interface touched two more pages of memory, a cost on
+// small messages, see unix/iov_linux.go). The lock is released without a
+// defer: nothing under it panics.
+func (c *Conn) sendBytes(ctx context.Context, done <-chan struct{}, p []byte) error {
 	if c == nil || !c.canWrite {
 		return c.cannot(ErrReceiveOnly)
 	}
 	if c.limit >= 0 && int64(len(p)) > c.limit {
 		return &TooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := c.wlock.lock(ctx); err != nil {
-		return fmt.Errorf("procpipe: send: %w", err)
+	if !c.wlock.lockUntil(done) {
+		return fmt.Errorf("procpipe: send: %w", ctx.Err())
 	}
 	if c.closed.Load() {
 		c.wlock.unlock()
 		return closedError("send")
 	}
 	var err error
-	if ctx.Done() == nil {
+	if done == nil {
 		err = c.wr.WriteFrame(p)
 	} else {
 		var stop func()

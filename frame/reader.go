@@ -90,34 +90,6 @@ func (r *Reader) Fill() error {
 	return r.fill()
 }
 
-func (r *Reader) fill() error {
-	if r.r == r.w {
-		r.r, r.w = 0, 0
-	} else if r.w == len(r.buf) {
-		r.w = copy(r.buf, r.buf[r.r:r.w])
-		r.r = 0
-	}
-	end := len(r.buf)
-	if r.scattered {
-		end = min(end, r.w+scatterTail)
-		r.scattered = false
-	}
-	for range 100 {
-		n, err := r.rd.Read(r.buf[r.w:end])
-		if n < 0 || n > end-r.w {
-			return errors.New("procpipe: transport returned an invalid count")
-		}
-		r.w += n
-		if n > 0 {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return io.ErrNoProgress
-}
-
 // fillTo reads until at least need bytes are buffered. need must not exceed
 // the buffer's size.
 func (r *Reader) fillTo(need int) error {
@@ -320,74 +292,6 @@ func (r *Reader) readInto(p []byte) (int, error) {
 	return 0, io.ErrNoProgress
 }
 
-// ReadFrameInto reads the next frame into p and returns its length. A frame
-// larger than limit bytes (if limit >= 0) is discarded and reported as a
-// [*TooLargeError]. A frame larger than p is read whole and returned in a
-// [*BufferTooShortError]. Either way the stream stays usable.
-func (r *Reader) ReadFrameInto(p []byte, limit int64) (int, error) {
-	if r.err == nil {
-		if r.r == r.w {
-			// Nothing buffered: read before looking for a header,
-			// rather than after finding none (a round trip's
-			// messages mostly arrive in one read each).
-			if err := r.fill(); err != nil {
-				return 0, err
-			}
-		}
-		if n, ok := r.short(p, limit); ok {
-			return n, nil
-		}
-	}
-	n, size, err := r.header()
-	if err != nil {
-		return 0, err
-	}
-	if n > uint64(len(p)) {
-		msg, err := r.ReadFrame(nil, limit)
-		if err != nil {
-			return 0, err
-		}
-		return 0, &BufferTooShortError{Msg: msg, BufLen: len(p)}
-	}
-	if err := r.checkLimit(n, size, limit); err != nil {
-		return 0, err
-	}
-	if ok, err := r.whole(n, size); ok {
-		r.r += size
-		r.r += copy(p, r.buf[r.r:r.r+int(n)])
-		return int(n), nil
-	} else if err != nil {
-		return 0, err
-	}
-	r.r += size
-	for got := 0; got < int(n); {
-		m, err := r.readInto(p[got:n])
-		got += m
-		if err != nil {
-			return 0, r.broken(err)
-		}
-	}
-	return int(n), nil
-}
-
-// short consumes the next frame into p and returns its length, if it is
-// buffered whole, has a short header and fits both p and limit: the common
-// case, handled here in a few dozen instructions (a small message's receipt
-// is dominated by fixed costs: each one saved shows in round trips).
-func (r *Reader) short(p []byte, limit int64) (int, bool) {
-	b := r.buf[r.r:r.w]
-	if len(b) < HeaderSize {
-		return 0, false
-	}
-	n := int(int32(binary.BigEndian.Uint32(b)))
-	if n < 0 || n > len(b)-HeaderSize || n > len(p) || (limit >= 0 && int64(n) > limit) {
-		return 0, false
-	}
-	copy(p, b[HeaderSize:HeaderSize+n])
-	r.r += HeaderSize + n
-	return n, true
-}
-
 // SkipFrame reads and discards the next frame and returns its length.
 func (r *Reader) SkipFrame() (uint64, error) {
 	n, size, err := r.header()
@@ -500,4 +404,106 @@ func (r *Reader) Break(err error) error {
 		r.err = fmt.Errorf("%w (%v)", ErrBroken, err)
 	}
 	return err
+}
+
+// The rest of this file is a small frame's path through a Reader, kept
+// together, and next to writer.go, which opens with Writer.WriteFrame: the
+// linker lays out a package's functions in file and source order, and
+// where every system call empties the TLB (see the unix package's
+// iov_linux.go) each page of code a message's path touches costs a refill.
+
+// ReadFrameInto reads the next frame into p and returns its length. A frame
+// larger than limit bytes (if limit >= 0) is discarded and reported as a
+// [*TooLargeError]. A frame larger than p is read whole and returned in a
+// [*BufferTooShortError]. Either way the stream stays usable.
+func (r *Reader) ReadFrameInto(p []byte, limit int64) (int, error) {
+	if r.err == nil {
+		if r.r == r.w {
+			// Nothing buffered: read before looking for a header,
+			// rather than after finding none (a round trip's
+			// messages mostly arrive in one read each).
+			if err := r.fill(); err != nil {
+				return 0, err
+			}
+		}
+		if n, ok := r.short(p, limit); ok {
+			return n, nil
+		}
+	}
+	n, size, err := r.header()
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(len(p)) {
+		msg, err := r.ReadFrame(nil, limit)
+		if err != nil {
+			return 0, err
+		}
+		return 0, &BufferTooShortError{Msg: msg, BufLen: len(p)}
+	}
+	if err := r.checkLimit(n, size, limit); err != nil {
+		return 0, err
+	}
+	if ok, err := r.whole(n, size); ok {
+		r.r += size
+		r.r += copy(p, r.buf[r.r:r.r+int(n)])
+		return int(n), nil
+	} else if err != nil {
+		return 0, err
+	}
+	r.r += size
+	for got := 0; got < int(n); {
+		m, err := r.readInto(p[got:n])
+		got += m
+		if err != nil {
+			return 0, r.broken(err)
+		}
+	}
+	return int(n), nil
+}
+
+// short consumes the next frame into p and returns its length, if it is
+// buffered whole, has a short header and fits both p and limit: the common
+// case, handled here in a few dozen instructions (a small message's receipt
+// is dominated by fixed costs: each one saved shows in round trips).
+func (r *Reader) short(p []byte, limit int64) (int, bool) {
+	b := r.buf[r.r:r.w]
+	if len(b) < HeaderSize {
+		return 0, false
+	}
+	n := int(int32(binary.BigEndian.Uint32(b)))
+	if n < 0 || n > len(b)-HeaderSize || n > len(p) || (limit >= 0 && int64(n) > limit) {
+		return 0, false
+	}
+	copy(p, b[HeaderSize:HeaderSize+n])
+	r.r += HeaderSize + n
+	return n, true
+}
+
+func (r *Reader) fill() error {
+	if r.r == r.w {
+		r.r, r.w = 0, 0
+	} else if r.w == len(r.buf) {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	end := len(r.buf)
+	if r.scattered {
+		end = min(end, r.w+scatterTail)
+		r.scattered = false
+	}
+	for range 100 {
+		n, err := r.rd.Read(r.buf[r.w:end])
+		if n < 0 || n > end-r.w {
+			return errors.New("procpipe: transport returned an invalid count")
+		}
+		r.w += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
 }

@@ -216,66 +216,10 @@ func (c *Conn) Kind() Kind { return c.kind }
 // behind its back could reach a descriptor that reused its number.
 func (c *Conn) File() *os.File { return c.f }
 
-// Read reads up to len(p) bytes. It returns io.EOF when the peer has closed
-// its end or is gone (a reset counts as gone). On a socket it also keeps the
-// descriptors that arrive with the data, until they are taken (see
-// [Conn.FilesAt]) or the Conn is closed.
-func (c *Conn) Read(p []byte) (int, error) { return c.ReadScatter(p, nil) }
-
-// ReadScatter is [Conn.Read] into p and then q: on Linux one preadv2(2) (or
-// readv(2)) or recvmsg(2) fills p and puts what follows in q, so a caller reading a large
-// payload into its destination also gets the start of the next message
-// without a second system call or a copy. Elsewhere it reads into p only.
-// It returns the total number of bytes read.
-func (c *Conn) ReadScatter(p, q []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	o := &c.rop
-	o.spin.tries = 0
-	n, done, serr := c.firstRead(p, q)
-	var err error
-	if !done {
-		o.p, o.q = p, q
-		err = c.rc.Read(o.fn)
-		n, serr = o.n, o.err
-		o.p, o.q, o.err = nil, nil, nil
-	}
-	if c.files != nil {
-		c.files.received(n, o.oob[:o.oobn], o.flags, err, serr)
-	}
-	return readResult(n, c.pollerError("read", err), serr)
-}
-
 // Write writes all of p; see [Conn.Writev].
 func (c *Conn) Write(p []byte) (int, error) {
 	n, err := c.Writev([][]byte{p})
 	return int(n), err
-}
-
-// Writev writes the concatenation of bufs in as few system calls as the
-// kernel allows, waiting for room as needed. It returns the number of bytes
-// written, which is less than the total only with an error. It leaves bufs
-// as it was, even after a short write. It never raises SIGPIPE: a write to a
-// peer that is gone fails with EPIPE or ECONNRESET in an [*os.SyscallError].
-func (c *Conn) Writev(bufs [][]byte) (int64, error) {
-	total, rest, done, serr := c.firstWrite(bufs)
-	var err error
-	if !done {
-		o := &c.wop
-		o.bufs, o.total = rest, total
-		err = c.rc.Write(o.fn)
-		total, serr = o.total, o.err
-		o.bufs, o.err = nil, nil
-	}
-	c.wop.forget()
-	switch {
-	case err != nil:
-		return total, c.pollerError("write", err)
-	case serr != nil:
-		return total, os.NewSyscallError("write", serr)
-	}
-	return total, nil
 }
 
 // pollerError is the error for a call that the runtime poller refused or
@@ -296,57 +240,6 @@ func (c *Conn) closedError(op string, err error) error {
 		return &os.PathError{Op: op, Path: c.f.Name(), Err: os.ErrClosed}
 	}
 	return err
-}
-
-// firstRead makes a Read's first attempt straight on the descriptor and
-// reports whether that completed the call; firstWrite does the same for a
-// Write. The attempt does not wait for the peer (a read retries for at most
-// spinFor), so Close, which waits for it, waits briefly; it is made only
-// where the calls carry their own non-blocking flag (see iovecs.direct), so
-// that it cannot block whatever O_NONBLOCK says (save the one call on a
-// pipe that learns the kernel refuses the flag, see iov_linux.go). When the
-// attempt
-// would block, or is not made, or a deadline is set (the poller enforces
-// it), or the Conn is closing, the call goes through the poller (a call
-// that then waits has made one more attempt than it would have). The lock
-// is released without a defer: nothing under it can panic (every slice is
-// indexed after a length check).
-//
-// Going through the runtime poller's bookkeeping (os.File's RawConn, then
-// poll.FD's reference count and readiness reset) on every call touched a
-// dozen more pages of code and data between system calls; where each system
-// call empties the TLB (see iov_linux.go) that made round trips with both
-// processes on one CPU about 2.5% slower (4 runs of 6 rounds alternating
-// with C). Calling the op directly, with arguments and results passed rather
-// than stored in it, and its iovecs on the stack cut another ~250
-// instructions per round trip and side (cachegrind); with the frame reader's
-// and the locks' shorter paths, round trips ran about 2% faster.
-func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
-	if c.rdl.Load() || !c.rop.vec.direct(c.files != nil) {
-		return 0, false, nil
-	}
-	c.live.RLock()
-	if !c.closed.Load() {
-		n, err = c.rop.read(c.fd, p, q)
-		done = err != unix.EAGAIN
-	}
-	c.live.RUnlock()
-	return n, done, err
-}
-
-func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool, err error) {
-	if c.wdl.Load() || !c.wop.vec.direct(c.wop.socket) {
-		return 0, bufs, false, nil
-	}
-	c.live.RLock()
-	if c.closed.Load() {
-		rest = bufs
-	} else {
-		total, rest, err = c.wop.write(c.fd, bufs)
-		done = err != unix.EAGAIN
-	}
-	c.live.RUnlock()
-	return total, rest, done, err
 }
 
 // Ready reports, without blocking, whether a Read would return at once: data

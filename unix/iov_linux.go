@@ -93,6 +93,45 @@ func point(iov *[2]unix.Iovec, p, q []byte) int {
 	return 2
 }
 
+// direct reports whether the calls carry their own non-blocking flag, so
+// that a first attempt made outside the poller (see Conn.firstRead) returns
+// at once whatever O_NONBLOCK says: MSG_DONTWAIT on a socket, RWF_NOWAIT on a
+// pipe. A pipe that falls back to readv and writev trusts O_NONBLOCK, which
+// a process sharing the open file could clear, so once the refusal is known
+// its calls go through the poller only. (The call that meets the refusal
+// falls back at once, even in a first attempt.)
+func (v *iovecs) direct(socket bool) bool { return socket || v.nowait() }
+
+// here, as the offset of preadv2 and pwritev2 (in both halves), means the
+// current position.
+const here = ^uintptr(0)
+
+// nowait reports whether to make a pipe's calls with RWF_NOWAIT, as raw
+// calls; the kernel may refuse it (see refused), and then the pipe uses
+// readv and writev made with Syscall.
+func (v *iovecs) nowait() bool { return v.plain == 0 && pipeNoWait.Load() }
+
+// refused reports whether e says the kernel refuses RWF_NOWAIT for this
+// pipe, and remembers it.
+func (v *iovecs) refused(e unix.Errno) bool {
+	if !noWaitUnsupported(e) {
+		return false
+	}
+	v.plain = e
+	return true
+}
+
+// result is a system call's result as Go returns it.
+func result(r uintptr, e unix.Errno) (int, error) {
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// The calls a message makes end this file, right before op.go, which opens
+// with their callers (see there).
+
 func (v *iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
 	var iov [maxIovecs]unix.Iovec
 	msg := unix.Msghdr{Iov: &iov[0]}
@@ -145,40 +184,4 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 	}
 	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 	return result(r, e)
-}
-
-// direct reports whether the calls carry their own non-blocking flag, so
-// that a first attempt made outside the poller (see Conn.firstRead) returns
-// at once whatever O_NONBLOCK says: MSG_DONTWAIT on a socket, RWF_NOWAIT on a
-// pipe. A pipe that falls back to readv and writev trusts O_NONBLOCK, which
-// a process sharing the open file could clear, so once the refusal is known
-// its calls go through the poller only. (The call that meets the refusal
-// falls back at once, even in a first attempt.)
-func (v *iovecs) direct(socket bool) bool { return socket || v.nowait() }
-
-// here, as the offset of preadv2 and pwritev2 (in both halves), means the
-// current position.
-const here = ^uintptr(0)
-
-// nowait reports whether to make a pipe's calls with RWF_NOWAIT, as raw
-// calls; the kernel may refuse it (see refused), and then the pipe uses
-// readv and writev made with Syscall.
-func (v *iovecs) nowait() bool { return v.plain == 0 && pipeNoWait.Load() }
-
-// refused reports whether e says the kernel refuses RWF_NOWAIT for this
-// pipe, and remembers it.
-func (v *iovecs) refused(e unix.Errno) bool {
-	if !noWaitUnsupported(e) {
-		return false
-	}
-	v.plain = e
-	return true
-}
-
-// result is a system call's result as Go returns it.
-func result(r uintptr, e unix.Errno) (int, error) {
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
 }

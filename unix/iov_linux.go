@@ -38,7 +38,9 @@ import (
 // never stall the process; Close would then wait for them to return, as an
 // os.File's Close does.
 
-// pipeNoWait lets tests make every pipe Conn take the fallback.
+// pipeNoWait lets tests make every pipe Conn made while it is false take the
+// fallback. It is read once per Conn (see iovecs.init) rather than on every
+// call: the path between two system calls touches no global then.
 var pipeNoWait atomic.Bool
 
 func init() { pipeNoWait.Store(true) }
@@ -109,7 +111,14 @@ const here = ^uintptr(0)
 // nowait reports whether to make a pipe's calls with RWF_NOWAIT, as raw
 // calls; the kernel may refuse it (see refused), and then the pipe uses
 // readv and writev made with Syscall.
-func (v *iovecs) nowait() bool { return v.plain == 0 && pipeNoWait.Load() }
+func (v *iovecs) nowait() bool { return v.plain == 0 }
+
+// init readies v for a new Conn (see pipeNoWait).
+func (v *iovecs) init() {
+	if !pipeNoWait.Load() {
+		v.plain = unix.EOPNOTSUPP
+	}
+}
 
 // refused reports whether e says the kernel refuses RWF_NOWAIT for this
 // pipe, and remembers it.

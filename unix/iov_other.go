@@ -9,6 +9,9 @@ import "golang.org/x/sys/unix"
 // scratch space, and nothing is kept.
 type iovecs struct{}
 
+// init readies v for a new Conn: there is nothing to ready here.
+func (v *iovecs) init() {}
+
 // direct is false: the calls here trust O_NONBLOCK (see the Linux direct),
 // so every call goes through the poller.
 func (*iovecs) direct(bool) bool { return false }

@@ -329,6 +329,7 @@ func (o *readOp) init(files *fileQueue) {
 	if files != nil {
 		o.oob = files.oob
 	}
+	o.vec.init()
 	o.fn = o.do
 }
 
@@ -353,6 +354,7 @@ type writeOp struct {
 
 func (o *writeOp) init(socket bool) {
 	o.socket = socket
+	o.vec.init()
 	o.fn = o.do
 }
 

@@ -677,7 +677,7 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 			return 0, c.opError("recv", nil, err)
 		}
 	}
-	// Unlocked without a defer, as in SendBytesContext.
+	// Unlocked without a defer, as in sendBytes.
 	n, err := c.rd.ReadFrameInto(p, c.limit)
 	c.unlockRead()
 	return n, c.opError("recv", nil, err)

@@ -365,6 +365,42 @@ func TestDeadlines(t *testing.T) {
 	}
 }
 
+// TestContextWaitingForSendLock checks a SendBytesContext that waits for
+// the send lock another send holds: it gives up when its context is done and
+// sends nothing, and with a nil context it waits as SendBytes does.
+func TestContextWaitingForSendLock(t *testing.T) {
+	a, b := pipe(t, nil)
+	unlock := procpipe.LockSendForTest(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := a.SendBytesContext(ctx, []byte("timed out")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendBytesContext waiting for the lock past its deadline = %v", err)
+	}
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if err := a.SendBytesContext(cancelled, []byte("cancelled")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SendBytesContext waiting for the lock, context already done = %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		//lint:ignore SA1012 a nil context is documented to mean Background
+		done <- a.SendBytesContext(nil, []byte("after"))
+	}()
+	if ok, err := b.Poll(0); ok || err != nil {
+		t.Fatalf("Poll with the send lock held = %v, %v; want nothing sent", ok, err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("SendBytesContext(nil) once the lock was free = %v", err)
+	}
+	if m, err := b.RecvBytes(); string(m) != "after" || err != nil {
+		t.Fatalf("RecvBytes = %q, %v; want only the message sent after the lock was free", m, err)
+	}
+	if ok, err := b.Poll(0); ok || err != nil {
+		t.Fatalf("Poll after the one message = %v, %v; want nothing more", ok, err)
+	}
+}
+
 func TestContext(t *testing.T) {
 	a, b := pipe(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())

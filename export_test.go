@@ -23,3 +23,10 @@ func SetControlBufferSizeForTest(n int) (restore func()) {
 	old := testhook.ControlBufferSize.Swap(int64(n))
 	return func() { testhook.ControlBufferSize.Store(old) }
 }
+
+// LockSendForTest takes c's send lock, as a send under way holds it, and
+// returns the function that releases it.
+func LockSendForTest(c *Conn) (unlock func()) {
+	c.wlock.mu.Lock()
+	return c.wlock.unlock
+}

@@ -407,7 +407,8 @@ func (r *Reader) Break(err error) error {
 }
 
 // The rest of this file is a small frame's path through a Reader, kept
-// together, and next to writer.go, which opens with Writer.WriteFrame: the
+// together, and next to writer.go, whose first function (after NewWriter,
+// which is inlined) is Writer.WriteFrame: the
 // linker lays out a package's functions in file and source order, and
 // where every system call empties the TLB (see the unix package's
 // iov_linux.go) each page of code a message's path touches costs a refill.
@@ -480,6 +481,8 @@ func (r *Reader) short(p []byte, limit int64) (int, bool) {
 	return n, true
 }
 
+// fill is Fill without its check of the sticky error: one read from the
+// transport into the buffer, after making room at its end.
 func (r *Reader) fill() error {
 	if r.r == r.w {
 		r.r, r.w = 0, 0

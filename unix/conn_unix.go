@@ -216,7 +216,8 @@ func (c *Conn) Kind() Kind { return c.kind }
 // behind its back could reach a descriptor that reused its number.
 func (c *Conn) File() *os.File { return c.f }
 
-// Write writes all of p; see [Conn.Writev].
+// Write writes all of p; see [Conn.Writev]. Read, ReadScatter and Writev are
+// in op.go, with the rest of a message's path (see there).
 func (c *Conn) Write(p []byte) (int, error) {
 	n, err := c.Writev([][]byte{p})
 	return int(n), err

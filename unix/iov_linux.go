@@ -40,7 +40,7 @@ import (
 
 // pipeNoWait lets tests make every pipe Conn made while it is false take the
 // fallback. It is read once per Conn (see iovecs.init) rather than on every
-// call: the path between two system calls touches no global then.
+// call, so that a read after a yield touches no global.
 var pipeNoWait atomic.Bool
 
 func init() { pipeNoWait.Store(true) }
@@ -57,7 +57,7 @@ func noWaitUnsupported(e unix.Errno) bool {
 // on every call): stores there need no write barrier, and touch no page of
 // memory besides the stack.
 type iovecs struct {
-	plain unix.Errno // on a pipe: why the kernel refused RWF_NOWAIT, if it did (see nowait)
+	plain unix.Errno // on a pipe: why the kernel refused RWF_NOWAIT, if it did, or EOPNOTSUPP if tests turned it off (see nowait, pipeNoWait)
 }
 
 // maxIovecs is how many buffers one vectored call takes; the rest are
@@ -113,7 +113,7 @@ const here = ^uintptr(0)
 // readv and writev made with Syscall.
 func (v *iovecs) nowait() bool { return v.plain == 0 }
 
-// init readies v for a new Conn (see pipeNoWait).
+// init readies v for a new pipe Conn (see pipeNoWait).
 func (v *iovecs) init() {
 	if !pipeNoWait.Load() {
 		v.plain = unix.EOPNOTSUPP

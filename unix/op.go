@@ -165,6 +165,7 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	return total, nil
 }
 
+// firstWrite is firstRead's counterpart for a Write (see there).
 func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool, err error) {
 	if c.wdl.Load() || !c.wop.vec.direct(c.wop.socket) {
 		return 0, bufs, false, nil
@@ -328,8 +329,9 @@ type readOp struct {
 func (o *readOp) init(files *fileQueue) {
 	if files != nil {
 		o.oob = files.oob
+	} else {
+		o.vec.init()
 	}
-	o.vec.init()
 	o.fn = o.do
 }
 
@@ -354,7 +356,9 @@ type writeOp struct {
 
 func (o *writeOp) init(socket bool) {
 	o.socket = socket
-	o.vec.init()
+	if !socket {
+		o.vec.init()
+	}
 	o.fn = o.do
 }
 

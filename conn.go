@@ -600,8 +600,8 @@ func (c *Conn) translate(op string, ctx context.Context, err error) error {
 // in file and source order, and where every system call empties the TLB (see
 // unix/iov_linux.go) each page of code a message's path touches between
 // two calls costs a refill. With frame and unix laid out alike, the hot code
-// of the three packages went from 12 pages to 5 in the test binary, and the
-// time spent outside the kernel in one-CPU round trips fell by about 12%.
+// of the three packages went from 12 pages to 5 in the test binary, and
+// one-CPU round trips got about 1% faster (docs/rtt-pinned-profile.md).
 
 // SendBytes sends p as one message, like Python's send_bytes(buf); slice p
 // for Python's offset and size. p may be modified once SendBytes returns.

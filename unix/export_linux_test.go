@@ -55,6 +55,15 @@ func NoteYieldForTest(d time.Duration, one bool) time.Duration {
 	return 0
 }
 
+// SetOneCPUForTest makes the Conns made from now on behave as in a process
+// that may run on one CPU only (or on more), and returns the previous
+// setting.
+func SetOneCPUForTest(one bool) bool {
+	old := oneCPU
+	oneCPU = one
+	return old
+}
+
 // CalmForTest is how long a slow yield keeps reads from yielding.
 const CalmForTest = calmFor
 

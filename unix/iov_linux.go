@@ -194,3 +194,84 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 	return result(r, e)
 }
+
+// TryRead reads into p what has already arrived, without waiting, and
+// reports how many bytes that was and true; or it reports false having
+// read nothing: when nothing has arrived, when the call failed (Read then
+// waits, and reports the error), or when the attempt cannot be made outside
+// the runtime poller: on a socket (which may carry descriptors), with a
+// read deadline set, on a closing Conn, on a pipe whose kernel refuses
+// RWF_NOWAIT, and off Linux. Like Read, it first gives up the CPU if the
+// last read took all the kernel held (see yieldFirst); and when it finds
+// nothing, the next Read does so.
+//
+// It is a small message's receipt (see frame.Reader.TryReadFrameInto):
+// with TryWrite, round trips with both processes on one CPU ran 2-3.5%
+// faster than through Read and Writev (two blocks of 16 rounds alternating
+// with C: mean 1.262-1.272x -> 1.234-1.235x C's, p50 1.226-1.242x ->
+// 1.199-1.207x), which make the same system call after the frame reader's
+// and writer's general paths, an interface call, and their own. The call
+// is made inline here, and the functions laid out next to the others a
+// message runs through (see op.go): built from Read's own helpers, the
+// same path gained about half as much.
+func (c *Conn) TryRead(p []byte) (int, bool) {
+	o := &c.rop
+	if len(p) == 0 || c.files != nil || c.rdl.Load() || !o.vec.nowait() {
+		return 0, false
+	}
+	c.live.RLock()
+	if c.closed.Load() {
+		c.live.RUnlock()
+		return 0, false
+	}
+	o.yieldFirst()
+	var iov unix.Iovec
+	iov.Base = &p[0]
+	iov.SetLen(len(p))
+	r, _, e := syscall.RawSyscall6(unix.SYS_PREADV2, uintptr(c.fd), uintptr(unsafe.Pointer(&iov)), 1, here, here, unix.RWF_NOWAIT)
+	c.live.RUnlock()
+	if e != 0 || r == 0 {
+		o.drained = e == unix.EAGAIN
+		return 0, false
+	}
+	o.drained = int(r) < len(p)
+	return int(r), true
+}
+
+// TryWrite writes b, or as much of it as the kernel takes at once, without
+// waiting, and reports how many bytes that was and true (all of b, on a
+// pipe, for b up to 4 KiB, which the kernel writes to a pipe at once or not
+// at all); or it reports false having written nothing: when the kernel has
+// no room, when the call failed (Writev then waits, and reports the error),
+// or when the attempt cannot be made outside the runtime poller (with a
+// write deadline set, on a closing Conn, on a pipe whose kernel refuses
+// RWF_NOWAIT, and off Linux). It is a small message's send (see TryRead and
+// frame.Writer.TryWriteFrame).
+func (c *Conn) TryWrite(b []byte) (int, bool) {
+	o := &c.wop
+	if len(b) == 0 || c.wdl.Load() || !o.vec.direct(o.socket) {
+		return 0, false
+	}
+	c.live.RLock()
+	if c.closed.Load() {
+		c.live.RUnlock()
+		return 0, false
+	}
+	var iov unix.Iovec
+	iov.Base = &b[0]
+	iov.SetLen(len(b))
+	var r uintptr
+	var e syscall.Errno
+	if o.socket {
+		msg := unix.Msghdr{Iov: &iov}
+		msg.SetIovlen(1)
+		r, _, e = syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&msg)), sendFlags|unix.MSG_DONTWAIT)
+	} else {
+		r, _, e = syscall.RawSyscall6(unix.SYS_PWRITEV2, uintptr(c.fd), uintptr(unsafe.Pointer(&iov)), 1, here, here, unix.RWF_NOWAIT)
+	}
+	c.live.RUnlock()
+	if e != 0 || r == 0 {
+		return 0, false
+	}
+	return int(r), true
+}

@@ -29,3 +29,11 @@ func (*iovecs) recvmsg(fd int, p, q, oob []byte) (n, oobn, flags int, err error)
 
 // read reads into p only, like recvmsg.
 func (*iovecs) read(fd int, p, q []byte) (int, error) { return unix.Read(fd, p) }
+
+// TryRead reports false: here every read goes through the poller (see
+// direct), so a caller calls Read. (On Linux it reads what has arrived
+// without waiting.)
+func (c *Conn) TryRead(p []byte) (int, bool) { return 0, false }
+
+// TryWrite reports false, as TryRead does: a caller calls Writev.
+func (c *Conn) TryWrite(b []byte) (int, bool) { return 0, false }

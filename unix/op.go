@@ -88,21 +88,7 @@ func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
 // and o.flags); when there is nothing to read it retries for a while (see
 // spinFor) before it returns EAGAIN.
 func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
-	if o.drained {
-		// See yieldFirst.
-		o.drained = false
-		if yieldFirst && !contended() {
-			// One yield in sampleEvery is timed: two clock reads on each
-			// made round trips with both processes on one CPU 2%
-			// slower, and a CPU taken by other threads shows in
-			// every yield alike.
-			if o.yields++; o.yields%sampleEvery == 0 || probes.Load() > 0 {
-				timedYield()
-			} else {
-				yield()
-			}
-		}
-	}
+	o.yieldFirst()
 	for {
 		if o.oob != nil {
 			// recvmsg, so that passed descriptors are never dropped.
@@ -121,6 +107,32 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 			o.drained = n < len(p)+len(q)
 		}
 		return n, err
+	}
+}
+
+// yieldFirst gives up the CPU if the last read took all the kernel held
+// (see yieldFirst), unless the CPU is busy (see contended). On one CPU it
+// neither asks nor times the yield: a slow yield there is the peer using
+// its turn (see oneCPU), and the globals it would read are one more page of
+// memory touched between two system calls.
+func (o *readOp) yieldFirst() {
+	if !o.drained {
+		return
+	}
+	o.drained = false
+	if o.alone {
+		yield()
+		return
+	}
+	if yieldFirst && !contended() {
+		// One yield in sampleEvery is timed: two clock reads on each
+		// made round trips with both processes on one CPU 2% slower,
+		// and a CPU taken by other threads shows in every yield alike.
+		if o.yields++; o.yields%sampleEvery == 0 || probes.Load() > 0 {
+			timedYield()
+		} else {
+			yield()
+		}
 	}
 }
 
@@ -322,11 +334,13 @@ type readOp struct {
 	// yieldFirst).
 	drained bool
 	yields  uint8              // yields made first, counted to time one in sampleEvery
+	alone   bool               // oneCPU, copied so that a read after a yield touches no global
 	fn      func(uintptr) bool // do, bound once
 	vec     iovecs
 }
 
 func (o *readOp) init(files *fileQueue) {
+	o.alone = oneCPU
 	if files != nil {
 		o.oob = files.oob
 	} else {

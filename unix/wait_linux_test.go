@@ -73,8 +73,27 @@ func TestSlowYieldCalms(t *testing.T) {
 		t.Fatalf("a 2 ms yield on one CPU started a calm period of %v", calm)
 	}
 
+	// A process on one CPU never starts a calm period, so its reads do not
+	// look for one: a read that yields first leaves an ended one unseen.
+	old := ppunix.SetOneCPUForTest(true)
 	r, w := newPair(t, "pipe")
+	ppunix.SetOneCPUForTest(false)
+	r2, w2 := newPair(t, "pipe")
+	ppunix.SetOneCPUForTest(old)
 	buf := make([]byte, 64)
+	ppunix.SetContentionForTest(-1, 0)
+	for _, s := range []string{"drain", "alone"} {
+		if _, err := w.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.Read(buf); err != nil || string(buf[:n]) != s {
+			t.Fatalf("Read = %q, %v; want %q", buf[:n], err, s)
+		}
+	}
+	if _, ended, _ := ppunix.ContentionForTest(); !ended {
+		t.Fatal("a read on one CPU looked for a calm period")
+	}
+	r, w = r2, w2
 
 	// Calm: a read that finds nothing parks at once, timing no yield (a
 	// spin would time each).

@@ -23,6 +23,10 @@ const firstChunk = 64 << 10
 // short: the reader no longer knows where the next frame starts.
 var ErrBroken = errors.New("procpipe: stream out of sync: an earlier error cut a message short")
 
+// errInvalidCount says a transport claimed to have read a negative number
+// of bytes, or more than it was asked for.
+var errInvalidCount = errors.New("procpipe: transport returned an invalid count")
+
 // scatterTail is how much of the stream after a large payload a
 // [ScatterReader] is asked for in the same read: enough for the next frame's
 // header and a few small frames, little enough that when the next frame is
@@ -41,6 +45,16 @@ type ScatterReader interface {
 	ReadScatter(p, q []byte) (int, error)
 }
 
+// A TryReader is a transport that can read without waiting: TryRead reads
+// into p what has already arrived and reports how many bytes that was
+// (0 < n <= len(p)) and true, or reports false having read nothing (nothing
+// has arrived, or the transport cannot tell without waiting, or the read
+// failed). [Reader.TryReadFrameInto] uses it; a caller whose attempt fails
+// calls [Reader.ReadFrameInto], which waits and reports errors.
+type TryReader interface {
+	TryRead(p []byte) (n int, ok bool)
+}
+
 // A Reader reads whole frames from a byte stream. It buffers reads, so many
 // small frames cost one read from the transport, and reads large payloads
 // straight into the caller's memory.
@@ -48,6 +62,7 @@ type ScatterReader interface {
 // A Reader is not safe for concurrent use; the caller serialises its calls.
 type Reader struct {
 	rd   io.Reader
+	tr   TryReader // rd, if it is one
 	buf  []byte
 	r, w int   // buf[r:w] is buffered and not yet consumed
 	err  error // sticky: set once the stream is out of sync
@@ -73,7 +88,8 @@ func NewReader(rd io.Reader, size int) *Reader {
 		size = DefaultBufferSize
 	}
 	size = min(max(size, LongHeaderSize), MaxBufferSize)
-	return &Reader{rd: rd, buf: make([]byte, size)}
+	tr, _ := rd.(TryReader)
+	return &Reader{rd: rd, tr: tr, buf: make([]byte, size)}
 }
 
 // Buffered returns the number of bytes read from the transport and not yet
@@ -278,7 +294,7 @@ func (r *Reader) readInto(p []byte) (int, error) {
 			n, err = r.rd.Read(p)
 		}
 		if n < 0 || n > len(p)+len(q) {
-			return 0, errors.New("procpipe: transport returned an invalid count")
+			return 0, errInvalidCount
 		}
 		if n > 0 {
 			m := min(n, len(p))
@@ -498,7 +514,7 @@ func (r *Reader) fill() error {
 	for range 100 {
 		n, err := r.rd.Read(r.buf[r.w:end])
 		if n < 0 || n > end-r.w {
-			return errors.New("procpipe: transport returned an invalid count")
+			return errInvalidCount
 		}
 		r.w += n
 		if n > 0 {
@@ -509,4 +525,37 @@ func (r *Reader) fill() error {
 		}
 	}
 	return io.ErrNoProgress
+}
+
+// TryReadFrameInto is [Reader.ReadFrameInto] for a frame that is there
+// already: if the buffer holds the next frame whole, or holds nothing and
+// one [TryReader.TryRead] from the transport brings the frame whole, and
+// the frame has a short header (see [MaxShortPayload]) and fits both p and
+// limit, it consumes the frame into p and returns its length and true.
+// Otherwise it returns false having consumed nothing (the bytes TryRead
+// brought stay buffered), and ReadFrameInto takes the frame: a transport
+// that is not a TryReader always gets false, as does a stream out of sync.
+//
+// A small message's receipt takes this path, the shortest from the system
+// call to the caller (see the transport's TryRead).
+func (r *Reader) TryReadFrameInto(p []byte, limit int64) (int, bool) {
+	if r.err != nil {
+		return 0, false
+	}
+	if r.r == r.w {
+		if r.tr == nil || r.scattered {
+			return 0, false
+		}
+		r.r, r.w = 0, 0
+		n, ok := r.tr.TryRead(r.buf)
+		if !ok || n == 0 {
+			return 0, false
+		}
+		if n < 0 || n > len(r.buf) {
+			r.err = fmt.Errorf("%w (%v)", ErrBroken, errInvalidCount)
+			return 0, false
+		}
+		r.w = n
+	}
+	return r.short(p, limit)
 }

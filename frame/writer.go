@@ -14,6 +14,15 @@ type VectorWriter interface {
 	Writev(bufs [][]byte) (int64, error)
 }
 
+// A TryWriter is a [VectorWriter] that can also write without waiting:
+// TryWrite writes b, or as much of it as the transport takes at once, and
+// reports how many bytes that was (0 < n <= len(b)) and true, or reports
+// false having written nothing (the transport has no room, or cannot tell
+// without waiting, or the write failed). [Writer.TryWriteFrame] uses it.
+type TryWriter interface {
+	TryWrite(b []byte) (n int, ok bool)
+}
+
 // smallFrame is the largest payload a Writer copies behind its header to make
 // one write when the transport has no [VectorWriter].
 const smallFrame = 16 << 10
@@ -35,6 +44,7 @@ const tinyFrame = 256
 type Writer struct {
 	w   io.Writer
 	vw  VectorWriter // w, if it is one
+	tw  TryWriter    // w, if it is one and a VectorWriter
 	hdr [LongHeaderSize]byte
 	vec [2][]byte
 	tmp []byte // header plus a payload copied behind it (see WriteFrame)
@@ -47,8 +57,44 @@ type Writer struct {
 // NewWriter returns a Writer that writes frames to w.
 func NewWriter(w io.Writer) *Writer {
 	fw := &Writer{w: w}
-	fw.vw, _ = w.(VectorWriter)
+	if fw.vw, _ = w.(VectorWriter); fw.vw != nil {
+		fw.tw, _ = w.(TryWriter)
+	}
 	return fw
+}
+
+// TryWriteFrame is [Writer.WriteFrame] for a tiny frame (a payload of up
+// to 256 bytes) that the transport takes without waiting: it reports true
+// once the transport, a [TryWriter], took the frame at once. It reports
+// false having written nothing when the transport is no TryWriter, p is
+// longer, the stream is out of sync, or the transport had no room; then
+// WriteFrame writes the frame. Should the transport take part of the frame
+// only, TryWriteFrame writes the rest as WriteFrame would, waiting if need
+// be, and reports true with the error that stopped it, if any.
+//
+// A small message's send takes this path, the shortest from the caller to
+// the system call (see the transport's TryWrite).
+func (w *Writer) TryWriteFrame(p []byte) (bool, error) {
+	if w.tw == nil || w.err != nil || len(p) > tinyFrame {
+		return false, nil
+	}
+	b := w.tiny[:HeaderSize+len(p)]
+	binary.BigEndian.PutUint32(b, uint32(len(p)))
+	copy(b[HeaderSize:], p)
+	n, ok := w.tw.TryWrite(b)
+	switch {
+	case !ok || n == 0:
+		return false, nil
+	case n == len(b):
+		return true, nil
+	case n < 0 || n > len(b):
+		// What went out is unknown.
+		w.err = fmt.Errorf("%w (%v)", ErrBroken, errInvalidCount)
+		return true, w.err
+	}
+	w.vec[0] = b[n:]
+	m, err := w.vw.Writev(w.vec[:1])
+	return true, w.wrote(int64(n)+m, len(b), err)
 }
 
 // WriteFrame writes p as one frame. An error that leaves nothing written

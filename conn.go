@@ -640,7 +640,10 @@ func (c *Conn) sendBytes(ctx context.Context, done <-chan struct{}, p []byte) er
 	}
 	var err error
 	if done == nil {
-		err = c.wr.WriteFrame(p)
+		var ok bool
+		if ok, err = c.wr.TryWriteFrame(p); !ok {
+			err = c.wr.WriteFrame(p)
+		}
 	} else {
 		var stop func()
 		if stop, err = c.interrupt(ctx, false); err == nil {
@@ -678,6 +681,10 @@ func (c *Conn) RecvBytesInto(p []byte) (int, error) {
 		}
 	}
 	// Unlocked without a defer, as in sendBytes.
+	if n, ok := c.rd.TryReadFrameInto(p, c.limit); ok {
+		c.unlockRead()
+		return n, nil
+	}
 	n, err := c.rd.ReadFrameInto(p, c.limit)
 	c.unlockRead()
 	return n, c.opError("recv", nil, err)

@@ -9,8 +9,16 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/procpipe/procpipe/frame"
 	"github.com/procpipe/procpipe/unix"
 )
+
+// A small message's short path (see Conn.RecvBytesInto and sendBytes)
+// exists only while unix.Conn offers it to the frame layer.
+var _ interface {
+	frame.TryReader
+	frame.TryWriter
+} = (*unix.Conn)(nil)
 
 func newPair(duplex bool) (a, b transport, err error) {
 	var x, y *unix.Conn

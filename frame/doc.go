@@ -14,7 +14,10 @@
 // merely claims: a payload buffer grows only as bytes arrive, so a peer that
 // announces 2^62 bytes and then stops costs next to nothing. A [Writer] hands
 // a header and its payload to the transport in one vectored write when the
-// transport offers one ([VectorWriter]).
+// transport offers one ([VectorWriter]). A transport that can also read or
+// write without waiting ([TryReader], [TryWriter]) gives a small frame a
+// shorter path ([Reader.TryReadFrameInto], [Writer.TryWriteFrame]), which
+// falls back to the general one whenever it cannot finish at once.
 //
 // Most programs use the root procpipe package instead; this package is for
 // transports and for tools that read or write the format directly.

@@ -50,7 +50,10 @@ type ScatterReader interface {
 // (0 < n <= len(p)) and true, or reports false having read nothing (nothing
 // has arrived, or the transport cannot tell without waiting, or the read
 // failed). [Reader.TryReadFrameInto] uses it; a caller whose attempt fails
-// calls [Reader.ReadFrameInto], which waits and reports errors.
+// calls [Reader.ReadFrameInto], which waits and reports errors. The bytes
+// TryRead returns are the stream's next bytes, exactly as Read's would be:
+// a transport that keeps account of what Read returned (a position, say)
+// must keep it for TryRead too, or refuse.
 type TryReader interface {
 	TryRead(p []byte) (n int, ok bool)
 }
@@ -423,8 +426,8 @@ func (r *Reader) Break(err error) error {
 }
 
 // The rest of this file is a small frame's path through a Reader, kept
-// together, and next to writer.go, whose first function (after NewWriter,
-// which is inlined) is Writer.WriteFrame: the
+// together, and next to writer.go, whose first functions (after NewWriter,
+// which is inlined) are Writer.TryWriteFrame and Writer.WriteFrame: the
 // linker lays out a package's functions in file and source order, and
 // where every system call empties the TLB (see the unix package's
 // iov_linux.go) each page of code a message's path touches costs a refill.
@@ -533,8 +536,9 @@ func (r *Reader) fill() error {
 // the frame has a short header (see [MaxShortPayload]) and fits both p and
 // limit, it consumes the frame into p and returns its length and true.
 // Otherwise it returns false having consumed nothing (the bytes TryRead
-// brought stay buffered), and ReadFrameInto takes the frame: a transport
-// that is not a TryReader always gets false, as does a stream out of sync.
+// brought stay buffered), and ReadFrameInto takes the frame: with nothing
+// buffered, a transport that is not a TryReader gets false, and a stream
+// out of sync always does.
 //
 // A small message's receipt takes this path, the shortest from the system
 // call to the caller (see the transport's TryRead).

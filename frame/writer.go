@@ -20,6 +20,7 @@ type VectorWriter interface {
 // false having written nothing (the transport has no room, or cannot tell
 // without waiting, or the write failed). [Writer.TryWriteFrame] uses it.
 type TryWriter interface {
+	VectorWriter
 	TryWrite(b []byte) (n int, ok bool)
 }
 
@@ -39,12 +40,13 @@ const tinyFrame = 256
 // when the payload is tiny (up to 256 bytes) and copied behind the header. On
 // another transport a payload of up to 16 KiB is copied behind its header for
 // one write, and a larger one follows its header in a second write.
+// [Writer.TryWriteFrame] hands a tiny frame to a [TryWriter] without waiting.
 //
 // A Writer is not safe for concurrent use; the caller serialises its calls.
 type Writer struct {
 	w   io.Writer
 	vw  VectorWriter // w, if it is one
-	tw  TryWriter    // w, if it is one and a VectorWriter
+	tw  TryWriter    // w, if it is one
 	hdr [LongHeaderSize]byte
 	vec [2][]byte
 	tmp []byte // header plus a payload copied behind it (see WriteFrame)
@@ -57,9 +59,8 @@ type Writer struct {
 // NewWriter returns a Writer that writes frames to w.
 func NewWriter(w io.Writer) *Writer {
 	fw := &Writer{w: w}
-	if fw.vw, _ = w.(VectorWriter); fw.vw != nil {
-		fw.tw, _ = w.(TryWriter)
-	}
+	fw.vw, _ = w.(VectorWriter)
+	fw.tw, _ = w.(TryWriter)
 	return fw
 }
 
@@ -78,9 +79,7 @@ func (w *Writer) TryWriteFrame(p []byte) (bool, error) {
 	if w.tw == nil || w.err != nil || len(p) > tinyFrame {
 		return false, nil
 	}
-	b := w.tiny[:HeaderSize+len(p)]
-	binary.BigEndian.PutUint32(b, uint32(len(p)))
-	copy(b[HeaderSize:], p)
+	b := w.packTiny(p)
 	n, ok := w.tw.TryWrite(b)
 	switch {
 	case !ok || n == 0:
@@ -97,6 +96,15 @@ func (w *Writer) TryWriteFrame(p []byte) (bool, error) {
 	return true, w.wrote(int64(n)+m, len(b), err)
 }
 
+// packTiny returns the frame of p, a tiny payload (see tinyFrame), in the
+// Writer's own array.
+func (w *Writer) packTiny(p []byte) []byte {
+	b := w.tiny[:HeaderSize+len(p)]
+	binary.BigEndian.PutUint32(b, uint32(len(p)))
+	copy(b[HeaderSize:], p)
+	return b
+}
+
 // WriteFrame writes p as one frame. An error that leaves nothing written
 // (such as an expired deadline) leaves the stream usable; after a frame was
 // written in part every later call fails, wrapping [ErrBroken].
@@ -107,9 +115,7 @@ func (w *Writer) WriteFrame(p []byte) error {
 	if w.vw != nil && len(p) <= tinyFrame {
 		// The common case first, in the Writer's own array: a small
 		// message's cost is mostly fixed, and each step saved shows.
-		b := w.tiny[:HeaderSize+len(p)]
-		binary.BigEndian.PutUint32(b, uint32(len(p)))
-		copy(b[HeaderSize:], p)
+		b := w.packTiny(p)
 		w.vec[0] = b
 		n, err := w.vw.Writev(w.vec[:1])
 		return w.wrote(n, len(b), err)

@@ -29,7 +29,8 @@ const (
 //
 // Read and Write may be called concurrently with each other and with Close,
 // which unblocks them; the caller serialises Reads among themselves, and
-// Writes among themselves, as with an [*os.File].
+// Writes among themselves, as with an [*os.File] (TryRead counts as a Read,
+// Writev and TryWrite as Writes).
 type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
@@ -55,6 +56,8 @@ type Conn struct {
 var _ interface {
 	io.ReadWriteCloser
 	Writev([][]byte) (int64, error)
+	TryRead([]byte) (int, bool)
+	TryWrite([]byte) (int, bool)
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
 } = (*Conn)(nil)

@@ -16,3 +16,6 @@ func (c *Conn) WriteKeepsForTest() int {
 
 // MaxWaitingForTest is the most descriptors a Conn holds for its user.
 const MaxWaitingForTest = maxWaiting
+
+// FdForTest returns c's descriptor number.
+func (c *Conn) FdForTest() int { return c.fd }

@@ -201,9 +201,12 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 // waits, and reports the error), or when the attempt cannot be made outside
 // the runtime poller: on a socket (which may carry descriptors), with a
 // read deadline set, on a closing Conn, on a pipe whose kernel refuses
-// RWF_NOWAIT, and off Linux. Like Read, it first gives up the CPU if the
-// last read took all the kernel held (see yieldFirst); and when it finds
-// nothing, the next Read does so.
+// RWF_NOWAIT, and off Linux. False is thus not "would block": a caller
+// then calls Read to wait, or to learn what went wrong (end of stream
+// included). Like Read, it first gives up the CPU if the last read took all
+// the kernel held (see the yieldFirst constant); and when it finds nothing,
+// the next Read does so. It counts as a Read: the caller serialises it with
+// Reads.
 //
 // It is a small message's receipt (see frame.Reader.TryReadFrameInto):
 // with TryWrite, round trips with both processes on one CPU ran 2-3.5%
@@ -224,7 +227,7 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 		c.live.RUnlock()
 		return 0, false
 	}
-	o.yieldFirst()
+	o.yieldIfDrained()
 	var iov unix.Iovec
 	iov.Base = &p[0]
 	iov.SetLen(len(p))
@@ -245,7 +248,9 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 // no room, when the call failed (Writev then waits, and reports the error),
 // or when the attempt cannot be made outside the runtime poller (with a
 // write deadline set, on a closing Conn, on a pipe whose kernel refuses
-// RWF_NOWAIT, and off Linux). It is a small message's send (see TryRead and
+// RWF_NOWAIT, and off Linux). As with TryRead, false is not "would block":
+// Writev waits, or says what went wrong. It counts as a Write: the caller
+// serialises it with Writes. It is a small message's send (see TryRead and
 // frame.Writer.TryWriteFrame).
 func (c *Conn) TryWrite(b []byte) (int, bool) {
 	o := &c.wop

@@ -65,6 +65,9 @@ func noWaitProbe(t *testing.T, kind string) {
 	}
 	setBlocking(t, r)
 	setBlocking(t, w)
+	if _, ok := r.TryRead(make([]byte, 10)); ok {
+		t.Fatalf("TryRead on an empty %s = true", kind)
+	}
 	r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	if _, err := r.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read on an empty %s = %v; want the deadline", kind, err)
@@ -79,6 +82,10 @@ func noWaitProbe(t *testing.T, kind string) {
 		if err != nil {
 			t.Fatalf("Write to a full %s = %v; want the deadline", kind, err)
 		}
+	}
+	w.SetWriteDeadline(time.Time{})
+	if _, ok := w.TryWrite(chunk); ok {
+		t.Fatalf("TryWrite to a full %s = true", kind)
 	}
 }
 

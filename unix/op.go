@@ -88,7 +88,7 @@ func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
 // and o.flags); when there is nothing to read it retries for a while (see
 // spinFor) before it returns EAGAIN.
 func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
-	o.yieldFirst()
+	o.yieldIfDrained()
 	for {
 		if o.oob != nil {
 			// recvmsg, so that passed descriptors are never dropped.
@@ -110,13 +110,13 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 	}
 }
 
-// yieldFirst gives up the CPU if the last read took all the kernel held
-// (see yieldFirst), unless the CPU is busy (see contended). On one CPU it
+// yieldIfDrained gives up the CPU if the last read took all the kernel held
+// (see the yieldFirst constant), unless the CPU is busy (see contended). On one CPU it
 // neither asks nor times the yield: a slow yield there is the peer using
 // its turn (see oneCPU), and the globals it would read are one more page of
 // memory touched between two system calls.
-func (o *readOp) yieldFirst() {
-	if !o.drained {
+func (o *readOp) yieldIfDrained() {
+	if !yieldFirst || !o.drained {
 		return
 	}
 	o.drained = false
@@ -284,7 +284,7 @@ var calmUntil atomic.Int64
 
 // probes counts the yields still to be timed, whoever makes them, after a
 // calm period ended: a busy CPU must be seen again at once, not at a
-// reader's next sampled yield (see readOp.read).
+// reader's next sampled yield (see readOp.yieldIfDrained).
 var probes atomic.Int32
 
 // timedYield yields and notes how long that took.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	ppunix "github.com/procpipe/procpipe/unix"
 )
 
 // TestTryReadWrite checks TryRead and TryWrite on both kinds of Conn: they
@@ -61,15 +63,46 @@ func TestTryReadWrite(t *testing.T) {
 				t.Fatalf("TryRead after the deadline was cleared = %q, %v; want \"x\", %v", buf[:n], ok, canRead)
 			}
 
+			// Closed, neither touches its descriptor number, even once a
+			// new pair has taken it and has bytes and room.
+			rfd, wfd := r.FdForTest(), w.FdForTest()
+			r.Close()
 			w.Close()
+			r2, w2 := newPair(t, kind)
+			if r2.FdForTest() != rfd || w2.FdForTest() != wfd {
+				t.Logf("the new pair took descriptors %d, %d, not %d, %d", r2.FdForTest(), w2.FdForTest(), rfd, wfd)
+			}
+			if _, err := w2.Write([]byte("new")); err != nil {
+				t.Fatal(err)
+			}
 			if n, ok := w.TryWrite([]byte("z")); ok {
 				t.Fatalf("TryWrite on a closed Conn = %d, true", n)
 			}
-			r.Close()
 			if n, ok := r.TryRead(buf); ok {
 				t.Fatalf("TryRead on a closed Conn = %d, true", n)
 			}
 		})
+	}
+}
+
+// A pipe whose kernel refuses RWF_NOWAIT (here, as tests make it) makes no
+// attempt outside the poller: TryRead and TryWrite report false, and Read
+// and Write still work.
+func TestTryOnFallbackPipe(t *testing.T) {
+	defer ppunix.SetPipeNoWaitForTest(ppunix.SetPipeNoWaitForTest(false))
+	r, w := newPair(t, "pipe")
+	if n, ok := w.TryWrite([]byte("abc")); ok {
+		t.Fatalf("TryWrite on a fallback pipe = %d, true", n)
+	}
+	if _, err := w.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 3)
+	if n, ok := r.TryRead(buf); ok {
+		t.Fatalf("TryRead on a fallback pipe = %d, true", n)
+	}
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
 	}
 }
 

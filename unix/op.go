@@ -111,10 +111,10 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 }
 
 // yieldIfDrained gives up the CPU if the last read took all the kernel held
-// (see the yieldFirst constant), unless the CPU is busy (see contended). On one CPU it
-// neither asks nor times the yield: a slow yield there is the peer using
-// its turn (see oneCPU), and the globals it would read are one more page of
-// memory touched between two system calls.
+// (see the yieldFirst constant), unless the CPU is busy (see contended). On
+// one CPU it neither asks nor times the yield: a slow yield there is the
+// peer using its turn (see oneCPU), and the globals it would read are one
+// more page of memory touched between two system calls.
 func (o *readOp) yieldIfDrained() {
 	if !yieldFirst || !o.drained {
 		return
@@ -124,7 +124,7 @@ func (o *readOp) yieldIfDrained() {
 		yield()
 		return
 	}
-	if yieldFirst && !contended() {
+	if !contended() {
 		// One yield in sampleEvery is timed: two clock reads on each
 		// made round trips with both processes on one CPU 2% slower,
 		// and a CPU taken by other threads shows in every yield alike.

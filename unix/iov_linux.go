@@ -138,8 +138,9 @@ func result(r uintptr, e unix.Errno) (int, error) {
 	return int(r), nil
 }
 
-// The calls a message makes end this file, right before op.go, which opens
-// with their callers (see there).
+// The calls a message makes end this file, and then TryRead and TryWrite, a
+// small message's whole path here, right before op.go, which opens with the
+// general path's callers (see there).
 
 func (v *iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
 	var iov [maxIovecs]unix.Iovec

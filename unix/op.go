@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A message's path through a Conn comes first in this file, and on Linux
-// right after the system calls that end iov_linux.go: the linker lays out a
+// A message's general path through a Conn comes first in this file, and on
+// Linux right after the system calls, TryRead and TryWrite that end
+// iov_linux.go: the linker lays out a
 // package's functions in file and source order, and where every system call
 // empties the TLB (see iov_linux.go) each page of code touched between two
 // calls costs a refill.

@@ -444,7 +444,7 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make(chan error, 5)
+	results := make(chan error, 6)
 	go func() { _, err := b.RecvBytes(); results <- err }()
 	go func() { _, err := b.Poll(-1); results <- err }()
 	go func() { _, err := r.RecvBytesInto(make([]byte, 10)); results <- err }()
@@ -468,6 +468,20 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 		t.Fatalf("RecvBytesContext with a cancelled context = %v; want context.Canceled", err)
 	}
 
+	// A keyed Listener with a handshake under way and an Accept waiting.
+	l, err := procpipe.Listen(testAddr(t), &procpipe.Config{AuthKey: []byte("k"), HandshakeTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := procpipe.Dial(l.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, err := l.Accept(); results <- err }()
+	if _, err := silent.RecvBytes(); err != nil { // the challenge
+		t.Fatal(err)
+	}
+
 	// A child process, its conn closed after an exchange.
 	conn, p := startChildNoCleanup(t, "echo")
 	conn.SendBytes([]byte("ping"))
@@ -480,6 +494,8 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	for _, c := range []*procpipe.Conn{b, c, r, a, d, w, conn} {
 		c.Close()
 	}
+	l.Close()
+	silent.Close()
 	if err := p.Wait(); err != nil {
 		t.Fatalf("echo child: %v", err)
 	}
@@ -487,7 +503,7 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	if !goroutinesSettle(t, base) {
 		return // the results would never all arrive
 	}
-	for range 5 {
+	for range 6 {
 		if err := <-results; !errors.Is(err, net.ErrClosed) {
 			t.Errorf("call blocked until Close = %v; want net.ErrClosed", err)
 		}

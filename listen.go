@@ -18,13 +18,34 @@ type Listener struct {
 	ln      listener
 	address string
 
-	// closing is cancelled by Close, which so stops handshakes in Accept.
+	// closing is cancelled by Close, which so stops handshakes.
 	closing context.Context
 	stop    context.CancelFunc
+
+	// With an AuthKey, the first Accept starts a goroutine that accepts
+	// connections, each handshaken in a goroutine of its own, at most
+	// maxHandshakes at once (a slot in slots each); Accept takes what they
+	// hand over from handshaken. Close waits for all of them (wg).
+	mu         sync.Mutex // orders that start before or after Close's stop
+	started    bool
+	handshaken chan accepted
+	slots      chan struct{}
+	wg         sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// accepted is a handshake's result: a Conn, or the error Accept returns.
+type accepted struct {
+	c   *Conn
+	err error
+}
+
+// maxHandshakes bounds the handshakes a Listener runs at once, and so the
+// connections it holds that no Accept has returned yet; further clients
+// wait in the kernel's backlog.
+const maxHandshakes = 64
 
 // Listen listens on address with the settings of cfg (nil for defaults):
 //
@@ -60,44 +81,126 @@ func (l *Listener) Addr() string { return l.address }
 // matching [os.ErrDeadlineExceeded]) is disconnected and its error returned;
 // the Listener stays open, so servers keep accepting. After Close, Accept
 // returns an error matching [net.ErrClosed].
+//
+// Handshakes run in goroutines of the Listener, up to 64 at once, from the
+// first Accept until Close: a slow or silent client holds up no other, and
+// Accept returns connections in the order their handshakes end.
 func (l *Listener) Accept() (*Conn, error) {
-	c, err := l.ln.accept()
-	if err != nil {
-		return nil, fmt.Errorf("procpipe: accept: %w", err)
-	}
-	if key := l.cfg.authKey(); len(key) > 0 {
-		err := c.handshake(l.closing, l.cfg.handshakeTimeout(), func() error {
-			if err := deliverChallenge(c, key); err != nil {
-				return err
-			}
-			return answerChallenge(c, key)
-		})
-		if l.closing.Err() != nil {
-			// Close ran during the handshake: even one that succeeded
-			// hands out nothing.
-			c.Close()
-			return nil, closedError("accept")
+	if len(l.cfg.authKey()) == 0 {
+		c, err := l.ln.accept()
+		if err != nil {
+			return nil, fmt.Errorf("procpipe: accept: %w", err)
 		}
-		if err != nil && !errors.Is(err, ErrAuthentication) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return c, nil
+	}
+	if l.start() {
+		select {
+		case a := <-l.handshaken:
+			if l.closing.Err() == nil {
+				return a.c, a.err
+			}
+			// Close ran while a was handed over: even a handshake that
+			// succeeded hands out nothing after it.
+			if a.c != nil {
+				a.c.Close()
+			}
+		case <-l.closing.Done():
+		}
+	}
+	return nil, closedError("accept")
+}
+
+// start starts the goroutine that accepts and handshakes, unless it runs
+// already, and reports whether it runs: false once Close ran.
+func (l *Listener) start() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing.Err() != nil {
+		return false
+	}
+	if !l.started {
+		l.started = true
+		l.handshaken = make(chan accepted)
+		l.slots = make(chan struct{}, maxHandshakes)
+		l.wg.Add(1)
+		go l.acceptLoop()
+	}
+	return true
+}
+
+// acceptLoop accepts connections while a handshake slot is free, until
+// Close, starting a handshake on each.
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.closing.Done():
+			return
+		}
+		c, err := l.ln.accept()
+		if err != nil {
+			<-l.slots
+			if l.closing.Err() != nil || !l.hand(accepted{err: fmt.Errorf("procpipe: accept: %w", err)}) {
+				return
+			}
+			continue
+		}
+		l.wg.Add(1)
+		go l.handshake(c)
+	}
+}
+
+// handshake runs the handshake on c and hands the result to an Accept.
+func (l *Listener) handshake(c *Conn) {
+	defer l.wg.Done()
+	defer func() { <-l.slots }()
+	key := l.cfg.authKey()
+	err := c.handshake(l.closing, l.cfg.handshakeTimeout(), func() error {
+		if err := deliverChallenge(c, key); err != nil {
+			return err
+		}
+		return answerChallenge(c, key)
+	})
+	if err != nil {
+		c = nil // closed by c.handshake
+		if !errors.Is(err, ErrAuthentication) && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// A client that hangs up or breaks the stream mid-handshake
 			// does not speak it: the error a server expects from a bad
 			// client, not one that looks like the Listener's own.
 			err = fmt.Errorf("%w: the client broke off the handshake: %w", ErrAuthentication, err)
 		}
-		if err != nil {
-			return nil, err
-		}
 	}
-	return c, nil
+	if !l.hand(accepted{c, err}) && c != nil {
+		c.Close()
+	}
+}
+
+// hand passes a to an Accept, and reports whether it did: false once Close
+// ran.
+func (l *Listener) hand(a accepted) bool {
+	if l.closing.Err() != nil {
+		return false
+	}
+	select {
+	case l.handshaken <- a:
+		return true
+	case <-l.closing.Done():
+		return false
+	}
 }
 
 // Close stops listening and removes the socket file Listen created. Calls
-// blocked in Accept return, handshakes under way included, with an error
-// matching [net.ErrClosed]. Close may be called more than once.
+// blocked in Accept return with an error matching [net.ErrClosed]; the
+// handshakes under way end, their connections closed, before Close returns.
+// Close may be called more than once.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		l.mu.Lock()
 		l.stop()
+		l.mu.Unlock()
 		l.closeErr = l.ln.close()
+		l.wg.Wait()
 	})
 	return l.closeErr
 }

@@ -1,12 +1,14 @@
 package procpipe_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/procpipe/procpipe"
 )
@@ -125,6 +127,52 @@ func TestListenManyClients(t *testing.T) {
 	case err := <-errs:
 		t.Fatalf("Accept: %v", err)
 	default:
+	}
+}
+
+// TestListenSilentClientHoldsUpNoOne has a client connect to a keyed
+// Listener and say nothing: the next client must get through at once, not
+// when the silent one's handshake runs out of time (an hour here).
+func TestListenSilentClientHoldsUpNoOne(t *testing.T) {
+	addr := testAddr(t)
+	key := []byte("patient")
+	l := listen(t, addr, &procpipe.Config{AuthKey: key, HandshakeTimeout: time.Hour})
+	accepted := make(chan *procpipe.Conn, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err == nil {
+				accepted <- c
+				return
+			}
+		}
+	}()
+	silent, err := procpipe.Dial(addr, nil) // no key: it never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Once the challenge is here, the Listener is in the silent handshake.
+	if _, err := silent.RecvBytes(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := procpipe.DialContext(ctx, addr, &procpipe.Config{AuthKey: key})
+	if err != nil {
+		t.Fatalf("Dial while another client is silent in its handshake: %v", err)
+	}
+	defer c.Close()
+	s := <-accepted
+	defer s.Close()
+	if err := c.SendBytes([]byte("through")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.RecvBytes(); err != nil || string(b) != "through" {
+		t.Fatalf("RecvBytes = %q, %v; want \"through\"", b, err)
 	}
 }
 

@@ -81,6 +81,7 @@ func SetContentionForTest(d time.Duration, yieldsToTime int32) {
 		calmUntil.Store(0)
 	}
 	probes.Store(yieldsToTime)
+	fruitless.Store(0)
 }
 
 // endedCalm is the calm period SetContentionForTest sets for d < 0.
@@ -94,3 +95,31 @@ func ContentionForTest() (set, ended bool, yieldsToTime int32) {
 	u := calmUntil.Load()
 	return u != 0, u == endedCalm, probes.Load()
 }
+
+// SpinAfterSlowYieldForTest makes a spinning read's decision after a first
+// try whose yield was slow and after which there was still nothing to read,
+// and reports whether it would try again. It then asks again, as the same
+// call woken by the poller to find nothing would.
+func SpinAfterSlowYieldForTest() bool {
+	s := spinner{start: time.Now(), tries: 1, slow: true}
+	again := s.again()
+	s.start = time.Now().Add(-time.Second) // the park, past spinFor
+	s.again()
+	return again
+}
+
+// FruitlessCalmsForTest is how many slow yields in a row that bring nothing
+// start a calm period.
+const FruitlessCalmsForTest = fruitlessCalms
+
+// SpinOnceForTest makes a spinning read's first retry (a timed yield) and
+// reports whether the yield was slow.
+func SpinOnceForTest() (slow bool) {
+	var s spinner
+	s.again()
+	return s.slow
+}
+
+// SlowFirstForTest makes c's next read judge a slow yield made first (see
+// judgeYield), as after one timed on one CPU.
+func (c *Conn) SlowFirstForTest() { c.rop.slowFirst = true }

@@ -235,8 +235,14 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 	r, _, e := syscall.RawSyscall6(unix.SYS_PREADV2, uintptr(c.fd), uintptr(unsafe.Pointer(&iov)), 1, here, here, unix.RWF_NOWAIT)
 	c.live.RUnlock()
 	if e != 0 || r == 0 {
+		if o.slowFirst {
+			o.judgeYield(0)
+		}
 		o.drained = e == unix.EAGAIN
 		return 0, false
+	}
+	if o.slowFirst {
+		o.judgeYield(int(r))
 	}
 	o.drained = int(r) < len(p)
 	return int(r), true

@@ -97,6 +97,9 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 		} else {
 			n, err = o.vec.read(fd, p, q)
 		}
+		if o.slowFirst {
+			o.judgeYield(n)
+		}
 		switch err {
 		case unix.EINTR:
 			continue
@@ -113,16 +116,26 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 
 // yieldIfDrained gives up the CPU if the last read took all the kernel held
 // (see the yieldFirst constant), unless the CPU is busy (see contended). On
-// one CPU it neither asks nor times the yield: a slow yield there is the
-// peer using its turn (see oneCPU), and the globals it would read are one
-// more page of memory touched between two system calls.
+// one CPU a slow yield may be the peer using its turn (see oneCPU): there
+// the read after a slow one judges it (see judgeYield).
 func (o *readOp) yieldIfDrained() {
 	if !yieldFirst || !o.drained {
 		return
 	}
 	o.drained = false
 	if o.alone {
+		if calmUntil.Load() != 0 && contended() { // contended's common answer, inline
+			return
+		}
+		// One yield in sampleEvery is timed, as below; a slow one is
+		// judged by what the read after it finds (see judgeYield).
+		if o.yields++; o.yields%sampleEvery != 0 {
+			yield()
+			return
+		}
+		t := time.Since(epoch)
 		yield()
+		o.slowFirst = time.Since(epoch)-t > slowYield
 		return
 	}
 	if !contended() {
@@ -136,6 +149,26 @@ func (o *readOp) yieldIfDrained() {
 		}
 	}
 }
+
+// judgeYield judges a slow yield made first on one CPU by the n bytes the
+// read after it found (0 for none): a peer that kept the CPU that long
+// streaming wrote more than busyPeerBytes, so less means that another
+// thread had the CPU, or that the peer was busy without writing; either way
+// reads may as well park at once, and a calm period starts. With a busy
+// loop sharing the CPU, each yield made first handed it a scheduler tick:
+// one-CPU round trips took 1.4 ms in the mean, and 33 µs with this (C's
+// blocking reads: 11 µs).
+func (o *readOp) judgeYield(n int) {
+	o.slowFirst = false
+	if n < busyPeerBytes {
+		calmUntil.Store(int64(time.Since(epoch) + calmFor))
+	}
+}
+
+// busyPeerBytes is less than a peer streaming small messages writes in a
+// millisecond: a 16-byte stream on one CPU runs at 400 k messages/s and
+// more (20 bytes each with the header).
+const busyPeerBytes = 4096
 
 // contended reports whether a slow yield (see slowYield) was seen less than
 // calmFor ago. Its common answer costs one atomic load.
@@ -233,23 +266,55 @@ func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err 
 type spinner struct {
 	start time.Time
 	tries int
+	slow  bool // the last yield was slow (see slowYield)
 }
 
 // again yields the CPU and reports whether to try the system call again;
 // false means park.
+//
+// A slow yield after which there is still nothing to read starts a calm
+// period even on one CPU, where noteYield cannot tell a peer that used its
+// turn from another thread that took the CPU: a peer that used it would
+// have written. With a busy loop sharing the one CPU, every yield gave it a
+// scheduler tick, and 200 clients handshaking with a Listener timed out.
 func (s *spinner) again() bool {
 	if spinFor <= 0 || contended() {
 		return false
 	}
 	if s.tries == 0 { // a new call (its Conn reset tries)
 		s.start = time.Now()
+	} else if s.slow {
+		s.slow = false // counted once, whatever wakes the call
+		noteFruitless()
+		return false
 	} else if time.Since(s.start) > spinFor {
 		return false
 	}
 	s.tries++
-	timedYield()
+	s.slow = timedYield()
+	if !s.slow && fruitless.Load() != 0 {
+		fruitless.Store(0) // not in a row
+	}
 	return true
 }
+
+// noteFruitless notes a slow yield after which a spinning read still found
+// nothing, and starts a calm period at the fruitlessCalms-th in a row.
+func noteFruitless() {
+	if fruitless.Add(1) >= fruitlessCalms {
+		fruitless.Store(0)
+		calmUntil.Store(int64(time.Since(epoch) + calmFor))
+	}
+}
+
+// fruitless counts the slow yields in a row after which a spinning read
+// still found nothing (see spinner.again); the fruitlessCalms-th starts a
+// calm period. A few are what a peer that is busy, or still starting,
+// makes: calm periods started by the second put one in 6 runs of 20,000
+// one-CPU round trips through a calm period at 1.3x their time.
+var fruitless atomic.Int32
+
+const fruitlessCalms = 4
 
 // A yield hands the CPU to whatever else is runnable on it: the peer, when
 // both processes share one CPU, but on a busy CPU any other thread, which
@@ -261,7 +326,8 @@ func (s *spinner) again() bool {
 // at once kept the median at 22-130 µs. So a yield that kept its thread off
 // the CPU for longer than slowYield makes the process's reads park at once,
 // neither spinning nor yielding first, for calmFor; then the next yields
-// are timed to look again. Not on one CPU (see oneCPU).
+// are timed to look again. On one CPU, only when the read after the slow
+// yield found little or nothing (see oneCPU).
 //
 // Under the same load that gave medians of 17-129 µs and means of 20-324 µs
 // (before: up to 3.2 ms). On a quiet machine a slow yield is seen about once
@@ -288,11 +354,14 @@ var calmUntil atomic.Int64
 // reader's next sampled yield (see readOp.yieldIfDrained).
 var probes atomic.Int32
 
-// timedYield yields and notes how long that took.
-func timedYield() {
+// timedYield yields, notes how long that took, and reports whether it was
+// slow.
+func timedYield() bool {
 	t := time.Since(epoch)
 	yield()
-	noteYield(t, time.Since(epoch))
+	d := time.Since(epoch)
+	noteYield(t, d)
+	return d-t > slowYield
 }
 
 // noteYield notes a yield made from t to d (times since epoch).
@@ -308,10 +377,12 @@ func noteYield(t, d time.Duration) {
 
 // oneCPU says the process may run on one CPU only (taskset, a one-CPU
 // cpuset or machine). There a yield is how the peer gets to run, and one
-// that lasts is the peer using its turn, not a busy CPU: a writer streaming
-// small messages keeps the CPU for a tick, and parking the reader instead
-// made one-CPU streams of 16-byte messages 0.9x C's rate instead of
-// 1.6-1.8x (ci/bench.sh).
+// that lasts may be the peer using its turn, not a busy CPU: a writer
+// streaming small messages keeps the CPU for a tick, and parking the reader
+// instead made one-CPU streams of 16-byte messages 0.9x C's rate instead of
+// 1.6-1.8x (ci/bench.sh). So there a slow yield alone starts no calm period;
+// one after which a read finds little or nothing does (see judgeYield and
+// spinner.again).
 var oneCPU = runtime.NumCPU() == 1
 
 // A readOp and a writeOp hold the state of a Conn's Reads and Writes: what
@@ -334,10 +405,13 @@ type readOp struct {
 	// less than it asked for), so that the next one yields first (see
 	// yieldFirst).
 	drained bool
-	yields  uint8              // yields made first, counted to time one in sampleEvery
-	alone   bool               // oneCPU, copied so that a read after a yield touches no global
-	fn      func(uintptr) bool // do, bound once
-	vec     iovecs
+	yields  uint8 // yields made first, counted to time one in sampleEvery
+	// slowFirst says a yield made first on one CPU was timed and slow: the
+	// read after it judges it (see judgeYield).
+	slowFirst bool
+	alone     bool               // oneCPU, copied so that a read after a yield loads one global only (calmUntil)
+	fn        func(uintptr) bool // do, bound once
+	vec       iovecs
 }
 
 func (o *readOp) init(files *fileQueue) {

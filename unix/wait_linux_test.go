@@ -73,12 +73,40 @@ func TestSlowYieldCalms(t *testing.T) {
 		t.Fatalf("a 2 ms yield on one CPU started a calm period of %v", calm)
 	}
 
-	// A process on one CPU never starts a calm period, so its reads do not
-	// look for one: a read that yields first leaves an ended one unseen.
+	// On one CPU a slow yield alone starts no calm period, but one after
+	// which a spinning read still finds nothing does (the CPU went to
+	// another thread, not to the peer), and a one-CPU read that yields
+	// first looks for it: here it sees an ended one.
+	// A few in a row are what a peer still starting makes: only the
+	// FruitlessCalmsForTest-th in a row starts one, and a quick yield
+	// between them starts the count again.
+	defer ppunix.SetOneCPUForTest(ppunix.SetOneCPUForTest(true))
+	fruitless := func(n int) {
+		t.Helper()
+		for range n {
+			if ppunix.SpinAfterSlowYieldForTest() {
+				t.Fatal("a read on one CPU spun on after a slow yield that brought nothing")
+			}
+		}
+	}
+	ppunix.SetContentionForTest(0, 0)
+	fruitless(ppunix.FruitlessCalmsForTest - 1)
+	for i := 0; ppunix.SpinOnceForTest(); i++ { // a busy CPU may make it slow
+		if i == 100 {
+			t.Fatal("100 yields in a row took over a millisecond each")
+		}
+	}
+	fruitless(ppunix.FruitlessCalmsForTest - 1)
+	if set, _, _ := ppunix.ContentionForTest(); set {
+		t.Fatal("slow yields that brought nothing, not in a row, started a calm period on one CPU")
+	}
+	fruitless(1)
+	if set, _, _ := ppunix.ContentionForTest(); !set {
+		t.Fatalf("%d slow yields in a row that brought nothing started no calm period on one CPU", ppunix.FruitlessCalmsForTest)
+	}
 	// The rest of the test is a process on more CPUs, whatever this one
 	// is: on one CPU (ci/matrix.sh runs the tests so) a slow yield would
 	// neither start a calm period nor count as a probe.
-	defer ppunix.SetOneCPUForTest(ppunix.SetOneCPUForTest(true))
 	r, w := newPair(t, "pipe")
 	ppunix.SetOneCPUForTest(false)
 	r2, w2 := newPair(t, "pipe")
@@ -92,8 +120,8 @@ func TestSlowYieldCalms(t *testing.T) {
 			t.Fatalf("Read = %q, %v; want %q", buf[:n], err, s)
 		}
 	}
-	if _, ended, _ := ppunix.ContentionForTest(); !ended {
-		t.Fatal("a read on one CPU looked for a calm period")
+	if _, ended, _ := ppunix.ContentionForTest(); ended {
+		t.Fatal("a read on one CPU did not look for a calm period")
 	}
 	r, w = r2, w2
 
@@ -140,5 +168,64 @@ func TestSlowYieldCalms(t *testing.T) {
 		t.Fatal("the read did not see the calm period end")
 	case !set && left != 15:
 		t.Fatalf("after the first read past a calm period: %d yields to time, want 15", left)
+	}
+}
+
+// TestSlowYieldFirstJudged checks that on one CPU the read after a slow
+// yield made first judges it by what it finds (see judgeYield): a small
+// message or nothing starts a calm period (another thread had the CPU, or
+// the peer was busy without writing), a page and more does not (a peer
+// streaming used its turn). Read and TryRead both judge.
+func TestSlowYieldFirstJudged(t *testing.T) {
+	defer ppunix.SetContentionForTest(0, 0)
+	defer ppunix.SetOneCPUForTest(ppunix.SetOneCPUForTest(true))
+	for _, tc := range []struct {
+		name string
+		size int
+		try  bool
+		calm bool
+	}{
+		{"Read/small", 64, false, true},
+		{"Read/page", 8192, false, false},
+		{"Read/nothing", 0, false, true},
+		{"TryRead/small", 64, true, true},
+		{"TryRead/page", 8192, true, false},
+		{"TryRead/nothing", 0, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, w := newPair(t, "pipe")
+			if tc.try && r.PlainPipeIOForTest() != nil {
+				t.Skip("the kernel refuses RWF_NOWAIT on pipes here: TryRead is never made")
+			}
+			if _, err := w.Write(make([]byte, tc.size)); err != nil {
+				t.Fatal(err)
+			}
+			ppunix.SetContentionForTest(0, 0)
+			r.SlowFirstForTest()
+			buf := make([]byte, 1<<16)
+			var n int
+			switch {
+			case tc.try:
+				n, _ = r.TryRead(buf)
+			case tc.size == 0:
+				if err := r.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("Read of an empty pipe = %v, want a deadline error", err)
+				}
+			default:
+				var err error
+				if n, err = r.Read(buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n != tc.size {
+				t.Fatalf("read %d bytes, want %d", n, tc.size)
+			}
+			if set, _, _ := ppunix.ContentionForTest(); set != tc.calm {
+				t.Errorf("after a slow yield and a read of %d bytes: calm period %v, want %v", tc.size, set, tc.calm)
+			}
+		})
 	}
 }

@@ -30,3 +30,7 @@ func LockSendForTest(c *Conn) (unlock func()) {
 	c.wlock.mu.Lock()
 	return c.wlock.unlock
 }
+
+// HandingForTest reports how many handshakes have ended and wait in a
+// Listener for an Accept.
+func HandingForTest() int32 { return testhook.Handing.Load() }

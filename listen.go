@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/procpipe/procpipe/internal/testhook"
 )
 
 // A Listener accepts connections from processes that are not its children,
@@ -58,7 +60,8 @@ const maxHandshakes = 64
 //   - on Windows, a pipe name \\.\pipe\name: owner-only, no remote
 //     clients, and Listen fails if the name is already in use.
 //
-// With cfg.AuthKey set, Accept runs CPython's handshake on each connection.
+// With cfg.AuthKey set, the Listener runs CPython's handshake on each
+// connection (see Accept).
 // The Listener keeps a copy of cfg, AuthKey's bytes included: changing cfg
 // afterwards changes nothing.
 func Listen(address string, cfg *Config) (*Listener, error) {
@@ -84,7 +87,10 @@ func (l *Listener) Addr() string { return l.address }
 //
 // Handshakes run in goroutines of the Listener, up to 64 at once, from the
 // first Accept until Close: a slow or silent client holds up no other, and
-// Accept returns connections in the order their handshakes end.
+// Accept returns connections in the order their handshakes end. So, as with
+// a socket's backlog, a client's Dial may return before an Accept takes its
+// connection: up to 64 wait so, and Close closes them. Close a keyed
+// Listener when done with it: until then its goroutines run.
 func (l *Listener) Accept() (*Conn, error) {
 	if len(l.cfg.authKey()) == 0 {
 		c, err := l.ln.accept()
@@ -182,6 +188,8 @@ func (l *Listener) hand(a accepted) bool {
 	if l.closing.Err() != nil {
 		return false
 	}
+	testhook.Handing.Add(1)
+	defer testhook.Handing.Add(-1)
 	select {
 	case l.handshaken <- a:
 		return true

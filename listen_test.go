@@ -3,8 +3,10 @@ package procpipe_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +176,53 @@ func TestListenSilentClientHoldsUpNoOne(t *testing.T) {
 	if b, err := s.RecvBytes(); err != nil || string(b) != "through" {
 		t.Fatalf("RecvBytes = %q, %v; want \"through\"", b, err)
 	}
+}
+
+// TestListenerCloseDropsWaiting has a client finish its handshake while no
+// Accept waits for it: Close must close its connection, which the client
+// sees as the end of the stream, and leave no goroutine behind.
+func TestListenerCloseDropsWaiting(t *testing.T) {
+	base := runtime.NumGoroutine()
+	addr := testAddr(t)
+	cfg := &procpipe.Config{AuthKey: []byte("waiting")}
+	l, err := procpipe.Listen(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	first := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.Close()
+		}
+		first <- err
+	}()
+	c, err := procpipe.Dial(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-first; err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	waiting, err := procpipe.Dial(addr, cfg) // no Accept takes it
+	if err != nil {
+		t.Fatalf("Dial with no Accept waiting: %v", err)
+	}
+	defer waiting.Close()
+	for procpipe.HandingForTest() == 0 { // its handshake ends on the Listener's side
+		runtime.Gosched()
+	}
+	l.Close()
+	if err := waiting.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waiting.RecvBytes(); !errors.Is(err, io.EOF) {
+		t.Errorf("RecvBytes of a client waiting for Accept when the Listener closed = %v; want io.EOF", err)
+	}
+	waiting.Close()
+	goroutinesSettle(t, base)
 }
 
 func TestListenWrongKey(t *testing.T) {

@@ -8,3 +8,8 @@ import "sync/atomic"
 // control-message buffer of the Unix socket Conns made from then on, so that
 // tests can force a truncated control message (MSG_CTRUNC).
 var ControlBufferSize atomic.Int64
+
+// Handing counts the handshakes that have ended and wait in a Listener for
+// an Accept to take their result, so that tests can close a Listener while
+// one waits.
+var Handing atomic.Int32

@@ -164,7 +164,7 @@ echo "vm386.sh: the VM ran $((SECONDS - start))s"
 # half of TestSlowYieldFirstJudged (a pipe's TryRead is never made there). Any
 # other skip fails the run, so that a new one shows in the matrix rather than
 # only in this log.
-expected_skips="TestPassListenerExample TestNeverBlocksWhenONonblockCleared TestNeverBlocksWhenONonblockCleared/pipe TestTryReadDrained TestSlowYieldFirstJudged/TryRead/small TestSlowYieldFirstJudged/TryRead/page TestSlowYieldFirstJudged/TryRead/nothing"
+expected_skips="TestPassListenerExample TestNeverBlocksWhenONonblockCleared TestNeverBlocksWhenONonblockCleared/pipe TestTryReadDrained TestSlowYieldFirstJudged/TryRead/small TestSlowYieldFirstJudged/TryRead/under_a_page TestSlowYieldFirstJudged/TryRead/page TestSlowYieldFirstJudged/TryRead/full_buffer TestSlowYieldFirstJudged/TryRead/nothing"
 rc=0
 ((st == 0)) || rc=1
 for name in "${names[@]}"; do

@@ -123,3 +123,7 @@ func SpinOnceForTest() (slow bool) {
 // SlowFirstForTest makes c's next read judge a slow yield made first (see
 // judgeYield), as after one timed on one CPU.
 func (c *Conn) SlowFirstForTest() { c.rop.slowFirst = true }
+
+// SlowSpinForTest makes c's next read follow a slow yield of a spinning
+// read, as one that found nothing, yielded, and tries again.
+func (c *Conn) SlowSpinForTest() { c.rop.spin.slow = true }

@@ -236,13 +236,13 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 	c.live.RUnlock()
 	if e != 0 || r == 0 {
 		if o.slowFirst {
-			o.judgeYield(0)
+			o.judgeYield(0, len(p))
 		}
 		o.drained = e == unix.EAGAIN
 		return 0, false
 	}
 	if o.slowFirst {
-		o.judgeYield(int(r))
+		o.judgeYield(int(r), len(p))
 	}
 	o.drained = int(r) < len(p)
 	return int(r), true

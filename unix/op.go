@@ -98,7 +98,7 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 			n, err = o.vec.read(fd, p, q)
 		}
 		if o.slowFirst {
-			o.judgeYield(n)
+			o.judgeYield(n, len(p)+len(q))
 		}
 		switch err {
 		case unix.EINTR:
@@ -109,6 +109,10 @@ func (o *readOp) read(fd int, p, q []byte) (n int, err error) {
 			}
 		case nil:
 			o.drained = n < len(p)+len(q)
+			if o.spin.slow { // the peer's turn: not fruitless
+				o.spin.slow = false
+				fruitless.Store(0)
+			}
 		}
 		return n, err
 	}
@@ -124,8 +128,11 @@ func (o *readOp) yieldIfDrained() {
 	}
 	o.drained = false
 	if o.alone {
-		if calmUntil.Load() != 0 && contended() { // contended's common answer, inline
-			return
+		if calmUntil.Load() != 0 { // contended's common answer, inline
+			if contended() {
+				return
+			}
+			o.yields = sampleEvery - 1 // a calm period ended: time this one
 		}
 		// One yield in sampleEvery is timed, as below; a slow one is
 		// judged by what the read after it finds (see judgeYield).
@@ -151,16 +158,17 @@ func (o *readOp) yieldIfDrained() {
 }
 
 // judgeYield judges a slow yield made first on one CPU by the n bytes the
-// read after it found (0 for none): a peer that kept the CPU that long
-// streaming wrote more than busyPeerBytes, so less means that another
-// thread had the CPU, or that the peer was busy without writing; either way
-// reads may as well park at once, and a calm period starts. With a busy
+// read after it found (0 for none) into size: a peer that kept the CPU that
+// long streaming wrote more than busyPeerBytes, or filled the buffer, so
+// less means that another thread had the CPU, or that the peer was busy
+// without writing; either way reads may as well park at once, and a calm
+// period starts. With a busy
 // loop sharing the CPU, each yield made first handed it a scheduler tick:
 // one-CPU round trips took 1.4 ms in the mean, and 33 µs with this (C's
 // blocking reads: 11 µs).
-func (o *readOp) judgeYield(n int) {
+func (o *readOp) judgeYield(n, size int) {
 	o.slowFirst = false
-	if n < busyPeerBytes {
+	if n < busyPeerBytes && n < size {
 		calmUntil.Store(int64(time.Since(epoch) + calmFor))
 	}
 }
@@ -272,10 +280,11 @@ type spinner struct {
 // again yields the CPU and reports whether to try the system call again;
 // false means park.
 //
-// A slow yield after which there is still nothing to read starts a calm
-// period even on one CPU, where noteYield cannot tell a peer that used its
-// turn from another thread that took the CPU: a peer that used it would
-// have written. With a busy loop sharing the one CPU, every yield gave it a
+// Slow yields after which there is still nothing to read start a calm
+// period even on one CPU, the fruitlessCalms-th in a row (see
+// noteFruitless), where noteYield cannot tell a peer that used its turn
+// from another thread that took the CPU: a peer that used it would have
+// written. With a busy loop sharing the one CPU, every yield gave it a
 // scheduler tick, and 200 clients handshaking with a Listener timed out.
 func (s *spinner) again() bool {
 	if spinFor <= 0 || contended() {
@@ -309,7 +318,8 @@ func noteFruitless() {
 
 // fruitless counts the slow yields in a row after which a spinning read
 // still found nothing (see spinner.again); the fruitlessCalms-th starts a
-// calm period. A few are what a peer that is busy, or still starting,
+// calm period. A quick yield, or a slow one after which the read found
+// data, ends the run. A few are what a peer that is busy, or still starting,
 // makes: calm periods started by the second put one in 6 runs of 20,000
 // one-CPU round trips through a calm period at 1.3x their time.
 var fruitless atomic.Int32
@@ -351,7 +361,8 @@ var calmUntil atomic.Int64
 
 // probes counts the yields still to be timed, whoever makes them, after a
 // calm period ended: a busy CPU must be seen again at once, not at a
-// reader's next sampled yield (see readOp.yieldIfDrained).
+// reader's next sampled yield (see readOp.yieldIfDrained; on one CPU a Conn
+// that sees a period end times its next yield instead).
 var probes atomic.Int32
 
 // timedYield yields, notes how long that took, and reports whether it was

@@ -58,8 +58,9 @@ func TestYieldFirst(t *testing.T) {
 
 // TestSlowYieldCalms checks the bookkeeping that makes reads stop yielding
 // while the CPU is busy with other threads (see slowYield): a slow yield
-// starts a calm period, reads made during it do not yield, and once it
-// ends the next yields are timed.
+// starts a calm period (on one CPU, only slow yields in a row after which a
+// spinning read found nothing), reads made during it do not yield, and once
+// it ends the next yields are timed.
 func TestSlowYieldCalms(t *testing.T) {
 	defer ppunix.SetContentionForTest(0, 0)
 	if calm := ppunix.NoteYieldForTest(100*time.Microsecond, false); calm != 0 {
@@ -98,7 +99,22 @@ func TestSlowYieldCalms(t *testing.T) {
 	}
 	fruitless(ppunix.FruitlessCalmsForTest - 1)
 	if set, _, _ := ppunix.ContentionForTest(); set {
-		t.Fatal("slow yields that brought nothing, not in a row, started a calm period on one CPU")
+		t.Fatal("slow yields that brought nothing, a quick one between them, started a calm period on one CPU")
+	}
+	// So does a slow yield after which the read found data (the peer's
+	// turn).
+	r, w := newPair(t, "pipe") // a one-CPU Conn
+	buf := make([]byte, 64)
+	if _, err := w.Write([]byte("turn")); err != nil {
+		t.Fatal(err)
+	}
+	r.SlowSpinForTest()
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "turn" {
+		t.Fatalf("Read = %q, %v; want %q", buf[:n], err, "turn")
+	}
+	fruitless(ppunix.FruitlessCalmsForTest - 1)
+	if set, _, _ := ppunix.ContentionForTest(); set {
+		t.Fatal("slow yields that brought nothing, a fruitful one between them, started a calm period on one CPU")
 	}
 	fruitless(1)
 	if set, _, _ := ppunix.ContentionForTest(); !set {
@@ -107,10 +123,8 @@ func TestSlowYieldCalms(t *testing.T) {
 	// The rest of the test is a process on more CPUs, whatever this one
 	// is: on one CPU (ci/matrix.sh runs the tests so) a slow yield would
 	// neither start a calm period nor count as a probe.
-	r, w := newPair(t, "pipe")
 	ppunix.SetOneCPUForTest(false)
 	r2, w2 := newPair(t, "pipe")
-	buf := make([]byte, 64)
 	ppunix.SetContentionForTest(-1, 0)
 	for _, s := range []string{"drain", "alone"} {
 		if _, err := w.Write([]byte(s)); err != nil {
@@ -172,60 +186,74 @@ func TestSlowYieldCalms(t *testing.T) {
 }
 
 // TestSlowYieldFirstJudged checks that on one CPU the read after a slow
-// yield made first judges it by what it finds (see judgeYield): a small
-// message or nothing starts a calm period (another thread had the CPU, or
-// the peer was busy without writing), a page and more does not (a peer
-// streaming used its turn). Read and TryRead both judge.
+// yield made first judges it by what it finds (see judgeYield): a few
+// messages or nothing starts a calm period (another thread had the CPU, or
+// the peer was busy without writing); a page and more, or a full buffer,
+// does not (a peer streaming used its turn). Read and TryRead both judge.
 func TestSlowYieldFirstJudged(t *testing.T) {
 	defer ppunix.SetContentionForTest(0, 0)
 	defer ppunix.SetOneCPUForTest(ppunix.SetOneCPUForTest(true))
 	for _, tc := range []struct {
-		name string
-		size int
-		try  bool
-		calm bool
+		name      string
+		size, buf int
+		calm      bool
 	}{
-		{"Read/small", 64, false, true},
-		{"Read/page", 8192, false, false},
-		{"Read/nothing", 0, false, true},
-		{"TryRead/small", 64, true, true},
-		{"TryRead/page", 8192, true, false},
-		{"TryRead/nothing", 0, true, true},
+		{"small", 64, 1 << 16, true},
+		{"under_a_page", 4095, 1 << 16, true},
+		{"page", 4096, 1 << 16, false},
+		{"full_buffer", 64, 64, false},
+		{"nothing", 0, 1 << 16, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r, w := newPair(t, "pipe")
-			if tc.try && r.PlainPipeIOForTest() != nil {
-				t.Skip("the kernel refuses RWF_NOWAIT on pipes here: TryRead is never made")
+		for _, try := range []bool{false, true} {
+			name := "Read/" + tc.name
+			if try {
+				name = "TryRead/" + tc.name
 			}
-			if _, err := w.Write(make([]byte, tc.size)); err != nil {
-				t.Fatal(err)
-			}
-			ppunix.SetContentionForTest(0, 0)
-			r.SlowFirstForTest()
-			buf := make([]byte, 1<<16)
-			var n int
-			switch {
-			case tc.try:
-				n, _ = r.TryRead(buf)
-			case tc.size == 0:
-				if err := r.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+			t.Run(name, func(t *testing.T) {
+				r, w := newPair(t, "pipe")
+				roundTrip(t, r, w) // a first read learns whether the kernel takes RWF_NOWAIT
+				if try && r.PlainPipeIOForTest() != nil {
+					t.Skip("the kernel refuses RWF_NOWAIT on pipes here: TryRead is never made")
+				}
+				if r.DrainedForTest() {
+					// Its next read would yield first, and might time that.
+					if _, err := w.Write([]byte("x")); err != nil {
+						t.Fatal(err)
+					}
+					if n, err := r.Read(make([]byte, 1)); n != 1 || err != nil || r.DrainedForTest() {
+						t.Fatalf("Read of 1 byte into 1 = %d, %v, drained %v; want 1, nil, false", n, err, r.DrainedForTest())
+					}
+				}
+				if _, err := w.Write(make([]byte, tc.size)); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-					t.Fatalf("Read of an empty pipe = %v, want a deadline error", err)
+				ppunix.SetContentionForTest(0, 0)
+				r.SlowFirstForTest()
+				buf := make([]byte, tc.buf)
+				var n int
+				switch {
+				case try:
+					n, _ = r.TryRead(buf)
+				case tc.size == 0:
+					if err := r.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatalf("Read of an empty pipe = %v, want a deadline error", err)
+					}
+				default:
+					var err error
+					if n, err = r.Read(buf); err != nil {
+						t.Fatal(err)
+					}
 				}
-			default:
-				var err error
-				if n, err = r.Read(buf); err != nil {
-					t.Fatal(err)
+				if n != tc.size {
+					t.Fatalf("read %d bytes, want %d", n, tc.size)
 				}
-			}
-			if n != tc.size {
-				t.Fatalf("read %d bytes, want %d", n, tc.size)
-			}
-			if set, _, _ := ppunix.ContentionForTest(); set != tc.calm {
-				t.Errorf("after a slow yield and a read of %d bytes: calm period %v, want %v", tc.size, set, tc.calm)
-			}
-		})
+				if set, _, _ := ppunix.ContentionForTest(); set != tc.calm {
+					t.Errorf("after a slow yield and a read of %d bytes into %d: calm period %v, want %v", tc.size, tc.buf, set, tc.calm)
+				}
+			})
+		}
 	}
 }

@@ -127,3 +127,6 @@ func (c *Conn) SlowFirstForTest() { c.rop.slowFirst = true }
 // SlowSpinForTest makes c's next read follow a slow yield of a spinning
 // read, as one that found nothing, yielded, and tries again.
 func (c *Conn) SlowSpinForTest() { c.rop.spin.slow = true }
+
+// HeaderAliasesForTest is headerAliases.
+var HeaderAliasesForTest = headerAliases

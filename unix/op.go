@@ -195,7 +195,9 @@ func contended() bool {
 }
 
 // Writev writes the concatenation of bufs in as few system calls as the
-// kernel allows, waiting for room as needed. It returns the number of bytes
+// kernel allows, waiting for room as needed (on a Linux pipe, a large buffer
+// after a short one may take a call of its own, which the kernel copies
+// faster). It returns the number of bytes
 // written, which is less than the total only with an error. It leaves bufs
 // as it was, even after a short write. It never raises SIGPIPE: a write to a
 // peer that is gone fails with EPIPE or ECONNRESET in an [*os.SyscallError].
@@ -247,9 +249,12 @@ func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err 
 			return total, nil, nil
 		}
 		var n int
-		if o.socket {
+		switch {
+		case o.socket:
 			n, err = o.vec.sendmsg(fd, bufs)
-		} else {
+		case len(bufs) > 1 && headerAliases(bufs[0], bufs[1]):
+			n, err = o.vec.writev(fd, bufs[:1]) // see headerAliases
+		default:
 			n, err = o.vec.writev(fd, bufs)
 		}
 		if n > 0 {

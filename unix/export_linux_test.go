@@ -3,6 +3,7 @@ package unix
 import (
 	"time"
 
+	"github.com/procpipe/procpipe/internal/testhook"
 	"golang.org/x/sys/unix"
 )
 
@@ -130,3 +131,7 @@ func (c *Conn) SlowSpinForTest() { c.rop.spin.slow = true }
 
 // HeaderAliasesForTest is headerAliases.
 var HeaderAliasesForTest = headerAliases
+
+// HeaderSplitsForTest counts the pipe writes of a header made apart from
+// its payload (see headerAliases).
+func HeaderSplitsForTest() int64 { return testhook.HeaderSplits.Load() }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procpipe/procpipe/internal/testhook"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,6 +254,7 @@ func (o *writeOp) write(fd int, bufs [][]byte) (total int64, rest [][]byte, err 
 		case o.socket:
 			n, err = o.vec.sendmsg(fd, bufs)
 		case len(bufs) > 1 && headerAliases(bufs[0], bufs[1]):
+			testhook.HeaderSplits.Add(1)
 			n, err = o.vec.writev(fd, bufs[:1]) // see headerAliases
 		default:
 			n, err = o.vec.writev(fd, bufs)
@@ -342,7 +344,7 @@ const fruitlessCalms = 4
 // the CPU for longer than slowYield makes the process's reads park at once,
 // neither spinning nor yielding first, for calmFor; then the next yields
 // are timed to look again. On one CPU, only when the read after the slow
-// yield found little or nothing (see oneCPU).
+// yield found little or nothing and did not fill its buffer (see oneCPU).
 //
 // Under the same load that gave medians of 17-129 µs and means of 20-324 µs
 // (before: up to 3.2 ms). On a quiet machine a slow yield is seen about once
@@ -397,8 +399,8 @@ func noteYield(t, d time.Duration) {
 // streaming small messages keeps the CPU for a tick, and parking the reader
 // instead made one-CPU streams of 16-byte messages 0.9x C's rate instead of
 // 1.6-1.8x (ci/bench.sh). So there a slow yield alone starts no calm period;
-// one after which a read finds little or nothing does (see judgeYield and
-// spinner.again).
+// one after which a read finds little or nothing, not filling its buffer,
+// does (see judgeYield and spinner.again).
 var oneCPU = runtime.NumCPU() == 1
 
 // A readOp and a writeOp hold the state of a Conn's Reads and Writes: what

@@ -13,3 +13,7 @@ var ControlBufferSize atomic.Int64
 // an Accept to take their result, so that tests can close a Listener while
 // one waits.
 var Handing atomic.Int32
+
+// HeaderSplits counts the pipe writes of a header made apart from its
+// payload (see unix.headerAliases), so that tests can see them made.
+var HeaderSplits atomic.Int64

@@ -12,7 +12,9 @@ import (
 )
 
 // A Listener accepts connections from processes that are not its children,
-// like Python's multiprocessing.connection.Listener. Make one with [Listen].
+// like Python's multiprocessing.connection.Listener. Make one with [Listen],
+// and Close it when done: with an AuthKey, its goroutines run handshakes from
+// the first Accept until Close.
 //
 // Multiple goroutines may call Accept at once.
 type Listener struct {

@@ -139,11 +139,9 @@ func (o *readOp) yieldIfDrained() {
 		// judged by what the read after it finds (see judgeYield).
 		if o.yields++; o.yields%sampleEvery != 0 {
 			yield()
-			return
+		} else {
+			o.slowFirst = timedYield()
 		}
-		t := time.Since(epoch)
-		yield()
-		o.slowFirst = time.Since(epoch)-t > slowYield
 		return
 	}
 	if !contended() {

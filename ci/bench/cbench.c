@@ -9,6 +9,15 @@
 //
 // usage: cbench rtt|small|batched|bulk|big duplex|oneway count [size]
 // It prints one line in the format of Go's benchmarks.
+//
+// Two environment variables make C pay what procpipe's interface to the
+// kernel costs, to measure that apart from procpipe (README, Performance):
+// CBENCH_NOWAIT=1 makes the small stream's writes carry their own
+// non-blocking flag (pwritev2 with RWF_NOWAIT on a pipe, send with
+// MSG_DONTWAIT on a socket; a full pipe or socket is waited on with poll);
+// CBENCH_EPOLL=1 registers the receiver's descriptor with an epoll instance
+// as Go's runtime poller does (edge-triggered, for reading and writing),
+// which no thread waits on.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -150,6 +161,12 @@ static uint64_t get64(const uint8_t *b) {
 }
 
 static void child(const char *mode, int in, int out) {
+	if (getenv("CBENCH_EPOLL")) {
+		int ep = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, in, &ev) < 0)
+			die("epoll");
+	}
 	if (!strcmp(mode, "rtt")) {
 		static uint8_t buf[64 << 10];
 		long n;
@@ -182,6 +199,28 @@ static void child(const char *mode, int in, int out) {
 		}
 	}
 	exit(0);
+}
+
+// smallwrite writes a small stream's 20-byte frame (see CBENCH_NOWAIT).
+static void smallwrite(int fd, const uint8_t *frame, int nowait, int duplex) {
+	for (;;) {
+		ssize_t m;
+		if (!nowait)
+			m = write(fd, frame, 20);
+		else if (duplex)
+			m = send(fd, frame, 20, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else {
+			struct iovec v = {(void *)frame, 20};
+			m = pwritev2(fd, &v, 1, -1, RWF_NOWAIT);
+		}
+		if (m == 20)
+			return;
+		if (m < 0 && errno == EAGAIN) {
+			struct pollfd p = {fd, POLLOUT, 0};
+			poll(&p, 1, -1);
+		} else if (!(m < 0 && errno == EINTR))
+			die("write");
+	}
 }
 
 static void ack(int out, int in, uint64_t *msgs, uint64_t *bytes) {
@@ -271,14 +310,13 @@ int main(int argc, char **argv) {
 		       total / count * 1e9, sum / count * 1e6, t[count / 2] * 1e6, t[count * 99 / 100] * 1e6);
 	} else if (!strcmp(mode, "small")) {
 		uint8_t frame[20] = {0, 0, 0, 16};
+		int nowait = getenv("CBENCH_NOWAIT") != NULL;
 		for (int i = 0; i < 1000; i++)
-			if (write(pout, frame, 20) != 20)
-				die("write");
+			smallwrite(pout, frame, nowait, duplex);
 		ack(pout, pin, &msgs, &bytes);
 		double t0 = now();
 		for (long i = 0; i < count; i++)
-			if (write(pout, frame, 20) != 20)
-				die("write");
+			smallwrite(pout, frame, nowait, duplex);
 		ack(pout, pin, &msgs, &bytes);
 		double d = now() - t0;
 		if ((long)msgs != count) {

@@ -20,6 +20,15 @@ var _ interface {
 	frame.TryWriter
 } = (*unix.Conn)(nil)
 
+// rawConn is t's own descriptor, to poll (see waitReady): File would make
+// a pipe end's Conn open a file to hand out (see unix.Conn.File).
+func rawConn(t transport) (syscall.RawConn, error) {
+	if c, ok := t.(*unix.Conn); ok {
+		return c.SyscallConn()
+	}
+	return t.File().SyscallConn()
+}
+
 func newPair(duplex bool) (a, b transport, err error) {
 	var x, y *unix.Conn
 	if duplex {

@@ -46,7 +46,7 @@ func waitReady(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 			pollErr = pollAll(ctx, fds, now)
 			return nil
 		}
-		rc, err := conns[i].t.File().SyscallConn()
+		rc, err := rawConn(conns[i].t)
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,12 @@ type Conn struct {
 	dmu      sync.Mutex
 
 	files *fileQueue // descriptors received on a socket; nil on a pipe
+
+	// shared is what File hands out when the Conn owns its open file (see
+	// ownFile): another open file of the same pipe end, closed by Close;
+	// fmu serialises its making.
+	fmu    sync.Mutex
+	shared *os.File
 }
 
 var _ interface {
@@ -62,9 +68,9 @@ var _ interface {
 	SetWriteDeadline(time.Time) error
 } = (*Conn)(nil)
 
-// newConn wraps fd, which must be close-on-exec and non-blocking. It closes
-// fd on error.
-func newConn(fd int, name string, kind Kind) (*Conn, error) {
+// newConn wraps fd, which must be close-on-exec and non-blocking, and a pipe
+// end's own open file if own is true (see ownFile). It closes fd on error.
+func newConn(fd int, name string, kind Kind, own bool) (*Conn, error) {
 	f := os.NewFile(uintptr(fd), name)
 	if f == nil {
 		unix.Close(fd)
@@ -79,8 +85,8 @@ func newConn(fd int, name string, kind Kind) (*Conn, error) {
 	if kind == Socket {
 		c.files = newFileQueue()
 	}
-	c.rop.init(c.files)
-	c.wop.init(kind == Socket)
+	c.rop.init(c.files, own)
+	c.wop.init(kind == Socket, own)
 	return c, nil
 }
 
@@ -99,12 +105,12 @@ func Socketpair() (*Conn, *Conn, error) {
 			return nil, nil, err
 		}
 	}
-	a, err := newConn(fds[0], "procpipe-socket", Socket)
+	a, err := newConn(fds[0], "procpipe-socket", Socket, false)
 	if err != nil {
 		unix.Close(fds[1])
 		return nil, nil, err
 	}
-	b, err := newConn(fds[1], "procpipe-socket", Socket)
+	b, err := newConn(fds[1], "procpipe-socket", Socket, false)
 	if err != nil {
 		a.Close()
 		return nil, nil, err
@@ -119,12 +125,14 @@ func Pipe() (r, w *Conn, err error) {
 		return nil, nil, os.NewSyscallError("pipe", err)
 	}
 	tunePipe(fds[1])
-	r, err = newConn(fds[0], "procpipe-pipe-r", PipeRead)
+	rfd, rown := ownFile(fds[0], PipeRead)
+	r, err = newConn(rfd, "procpipe-pipe-r", PipeRead, rown)
 	if err != nil {
 		unix.Close(fds[1])
 		return nil, nil, err
 	}
-	w, err = newConn(fds[1], "procpipe-pipe-w", PipeWrite)
+	wfd, wown := ownFile(fds[1], PipeWrite)
+	w, err = newConn(wfd, "procpipe-pipe-w", PipeWrite, wown)
 	if err != nil {
 		r.Close()
 		return nil, nil, err
@@ -136,7 +144,9 @@ func Pipe() (r, w *Conn, err error) {
 // pipe; the Conn takes f over (f must not be used afterwards, and is closed if
 // NewConn fails). It works out the [Kind] from the descriptor, and moves it
 // to non-blocking mode on the runtime poller; as the mode belongs to the open
-// file, other processes sharing it see it too.
+// file, other processes sharing it see it too. On Linux, one end of a pipe
+// (not a FIFO) is opened again instead, as an open file of the Conn's own
+// (see [Conn.File]), and f's keeps its mode.
 func NewConn(f *os.File) (*Conn, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -146,6 +156,7 @@ func NewConn(f *os.File) (*Conn, error) {
 	var (
 		dup  int
 		kind Kind
+		own  bool
 		cerr error
 	)
 	err = rc.Control(func(fd uintptr) {
@@ -157,6 +168,11 @@ func NewConn(f *os.File) (*Conn, error) {
 		// the poller because it is non-blocking when os.NewFile sees it.
 		if dup, cerr = dupCloexec(int(fd)); cerr != nil {
 			return
+		}
+		if kind != Socket {
+			if dup, own = ownFile(dup, kind); own {
+				return // f's open file keeps its mode
+			}
 		}
 		if cerr = unix.SetNonblock(dup, true); cerr != nil {
 			unix.Close(dup)
@@ -170,7 +186,7 @@ func NewConn(f *os.File) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(dup, f.Name(), kind)
+	return newConn(dup, f.Name(), kind, own)
 }
 
 // KindOf reports what kind of Conn descriptor fd can be, or why it can be
@@ -217,7 +233,20 @@ func (c *Conn) Kind() Kind { return c.kind }
 // exec.Cmd.ExtraFiles). Reading or writing it directly corrupts the stream,
 // and it must be closed only by [Conn.Close]: a Conn whose file was closed
 // behind its back could reach a descriptor that reused its number.
-func (c *Conn) File() *os.File { return c.f }
+//
+// On Linux a pipe Conn (not a FIFO's) reads and writes an open file of its
+// own, which it never hands out, so that no other process can clear its
+// O_NONBLOCK; File returns another open file of the same end, made at the
+// first call, blocking (as programs expect of an inherited descriptor), and
+// closed by Close with the rest. Elsewhere, and for sockets and FIFOs, File
+// returns the Conn's own file, whose mode every process given it shares.
+func (c *Conn) File() *os.File { return c.file() }
+
+// SyscallConn returns a raw view of the Conn's own descriptor, for calls
+// that neither keep it nor change its mode (polling it, say). To hand the
+// Conn's file to another process, use File: on Linux a pipe Conn's own open
+// file is never shared (see File).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 
 // Write writes all of p; see [Conn.Writev]. Read, ReadScatter and Writev are
 // in op.go, with the rest of a message's path (see there).
@@ -322,6 +351,11 @@ func (c *Conn) Close() error {
 	c.closed.Store(true)
 	c.live.Unlock()
 	c.files.close()
+	c.fmu.Lock()
+	if c.shared != nil {
+		c.shared.Close()
+	}
+	c.fmu.Unlock()
 	err := c.f.Close()
 	if errors.Is(err, os.ErrClosed) {
 		return nil

@@ -48,7 +48,7 @@ func TestBornCloexecNonblocking(t *testing.T) {
 	}
 	for _, c := range []*ppunix.Conn{a, b, r, w} {
 		defer c.Close()
-		if ce, nb := flags(t, c.File()); !ce || !nb {
+		if ce, nb := flags(t, c.OwnFileForTest()); !ce || !nb {
 			t.Errorf("%s: cloexec %v, nonblocking %v; want both", c.File().Name(), ce, nb)
 		}
 	}
@@ -75,7 +75,7 @@ func TestNewConnKinds(t *testing.T) {
 	if r.Kind() != ppunix.PipeRead || w.Kind() != ppunix.PipeWrite {
 		t.Fatalf("kinds = %v, %v", r.Kind(), w.Kind())
 	}
-	if ce, nb := flags(t, r.File()); !ce || !nb {
+	if ce, nb := flags(t, r.OwnFileForTest()); !ce || !nb {
 		t.Errorf("NewConn's descriptor: cloexec %v, nonblocking %v; want both", ce, nb)
 	}
 	go w.Writev([][]byte{[]byte("a"), nil, []byte("bc")})

@@ -135,3 +135,6 @@ var HeaderAliasesForTest = headerAliases
 // HeaderSplitsForTest counts the pipe writes of a header made apart from
 // its payload (see headerAliases).
 func HeaderSplitsForTest() int64 { return testhook.HeaderSplits.Load() }
+
+// OwnsFileForTest reports whether c owns its open file (see ownFile).
+func (c *Conn) OwnsFileForTest() bool { return c.rop.vec.own.Load() || c.wop.vec.own.Load() }

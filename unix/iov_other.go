@@ -10,7 +10,7 @@ import "golang.org/x/sys/unix"
 type iovecs struct{}
 
 // init readies v for a new Conn: there is nothing to ready here.
-func (*iovecs) init() {}
+func (*iovecs) init(own bool) {}
 
 // direct is false: the calls here trust O_NONBLOCK (see the Linux direct),
 // so every call goes through the poller.

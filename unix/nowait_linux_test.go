@@ -53,8 +53,10 @@ func TestNeverBlocksWhenONonblockCleared(t *testing.T) {
 }
 
 // noWaitProbe runs in the child: it clears O_NONBLOCK on both ends of a new
-// pair, then checks that a Read of an empty one and a Write to a full one end
-// at their deadlines.
+// pair, through File as another process given the file could, then checks
+// that a Read of an empty one and a Write to a full one end at their
+// deadlines. (On Linux a pipe Conn's File is an open file other than its
+// own, so there the mode it clears is not the Conn's: see ownFile.)
 func noWaitProbe(t *testing.T, kind string) {
 	r, w := newPair(t, kind)
 	roundTrip(t, r, w)

@@ -430,12 +430,12 @@ type readOp struct {
 	vec       iovecs
 }
 
-func (o *readOp) init(files *fileQueue) {
+func (o *readOp) init(files *fileQueue, own bool) {
 	o.alone = oneCPU
 	if files != nil {
 		o.oob = files.oob
 	} else {
-		o.vec.init()
+		o.vec.init(own)
 	}
 	o.fn = o.do
 }
@@ -459,10 +459,10 @@ type writeOp struct {
 	rest [][]byte
 }
 
-func (o *writeOp) init(socket bool) {
+func (o *writeOp) init(socket, own bool) {
 	o.socket = socket
 	if !socket {
-		o.vec.init()
+		o.vec.init(own)
 	}
 	o.fn = o.do
 }

@@ -1,6 +1,8 @@
 package unix
 
 import (
+	"os"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -67,3 +69,97 @@ func headerAliases(h, p []byte) bool {
 // splitHeaderAbove is the smallest payload headerAliases splits from its
 // header.
 const splitHeaderAbove = 16 << 10
+
+// A pipe's open file, and with it O_NONBLOCK, is shared by every process
+// holding a descriptor of it, which is why a pipe's calls carry RWF_NOWAIT
+// (see iov_linux.go). RWF_NOWAIT costs: pwritev2 and preadv2 take an iovec
+// array to copy in and check, where write and read take a buffer. So a Conn
+// made for one end of a pipe (not a FIFO) opens that end again through
+// /proc/self/fd, which makes a new open file of the same pipe, and keeps
+// that one only: no other descriptor refers to it, so its O_NONBLOCK stays
+// set, and the Conn reads and writes it with plain read, readv, write and
+// writev, raw, which cannot block. File hands out yet another open file of
+// the end (see ownFile and Conn.file). For 16-byte messages on pipes between
+// two processes on 2 free CPUs that took procpipe from 0.63x C's rate to
+// 0.78x (8 alternating rounds); on one CPU from 1.11x to 1.32x; one-CPU round
+// trips from 1.11x C's to 1.01x (12 rounds).
+
+// ownFile opens again the pipe end fd refers to, as an open file of its own
+// that is non-blocking and close-on-exec, and closes fd; it returns the new
+// descriptor and true. Where that cannot be done (not an anonymous pipe,
+// /proc not mounted, a failure) it returns fd and false, and the Conn makes
+// its calls with RWF_NOWAIT instead.
+func ownFile(fd int, kind Kind) (int, bool) {
+	var fs unix.Statfs_t
+	if !pipeNoWait.Load() || unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PIPEFS_MAGIC {
+		return fd, false
+	}
+	own, err := openEnd(fd, kind)
+	if err != nil {
+		return fd, false
+	}
+	if err := unix.SetNonblock(own, true); err != nil {
+		unix.Close(own)
+		return fd, false
+	}
+	unix.Close(fd)
+	return own, true
+}
+
+// openEnd opens the pipe end fd refers to again, through /proc/self/fd: a
+// new open file of the same pipe, blocking and close-on-exec. (Without
+// O_NONBLOCK, the kernel does not refuse to open a write end whose readers
+// are gone, and it never waits for a partner on an anonymous pipe.) It
+// checks that the new file is the same pipe.
+func openEnd(fd int, kind Kind) (int, error) {
+	mode := unix.O_RDONLY
+	if kind == PipeWrite {
+		mode = unix.O_WRONLY
+	}
+	nfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), mode|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("open", err)
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Fstat(nfd, &b) != nil || a.Dev != b.Dev || a.Ino != b.Ino {
+		unix.Close(nfd)
+		return -1, os.NewSyscallError("open", unix.EBADF)
+	}
+	return nfd, nil
+}
+
+// file is Conn.File. A Conn that owns its open file (see ownFile) hands out
+// another open file of the same end, made at the first call and closed by
+// Close, so that whatever the receiver does to it (a child's blocking mode,
+// say) leaves the Conn's own as it is. It is made blocking, as programs
+// expect of an inherited descriptor, and so stays off the runtime poller.
+// If it cannot be made, the Conn stops trusting its own open file (its
+// calls take RWF_NOWAIT, or the poller's path, from then on) and hands that
+// out.
+func (c *Conn) file() *os.File {
+	if !c.rop.vec.own.Load() && !c.wop.vec.own.Load() {
+		return c.f
+	}
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.shared != nil {
+		return c.shared
+	}
+	c.live.RLock()
+	closed := c.closed.Load()
+	var nfd int
+	var err error
+	if !closed {
+		nfd, err = openEnd(c.fd, c.kind)
+	}
+	c.live.RUnlock()
+	if closed || err != nil {
+		c.live.Lock()
+		c.rop.vec.own.Store(false)
+		c.wop.vec.own.Store(false)
+		c.live.Unlock()
+		return c.f
+	}
+	c.shared = os.NewFile(uintptr(nfd), c.f.Name())
+	return c.shared
+}

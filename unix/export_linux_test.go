@@ -7,9 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SetPipeNoWaitForTest turns the RWF_NOWAIT pipe calls on or off for the
-// pipe Conns made from now on, as a kernel without them would, and returns
-// the previous setting.
+// SetPipeNoWaitForTest turns the RWF_NOWAIT pipe calls, and a pipe Conn's
+// own open file (see ownFile), on or off for the pipe Conns made from now
+// on, as a kernel without them and without /proc would, and returns the
+// previous setting.
 func SetPipeNoWaitForTest(on bool) bool { return pipeNoWait.Swap(on) }
 
 // PlainPipeIOForTest returns the error with which the kernel (or an emulator)

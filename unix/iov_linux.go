@@ -45,7 +45,8 @@ import (
 // os.File's Close does.
 
 // pipeNoWait lets tests make every pipe Conn made while it is false take the
-// fallback. It is read once per Conn (see iovecs.init) rather than on every
+// fallback: no open file of its own (see ownFile), no RWF_NOWAIT, as where
+// /proc is not mounted on a kernel before 6.4. It is read once per Conn (see iovecs.init) rather than on every
 // call, so that a read after a yield touches no global.
 var pipeNoWait atomic.Bool
 

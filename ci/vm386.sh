@@ -160,8 +160,9 @@ echo "vm386.sh: the VM ran $((SECONDS - start))s"
 
 # The tests that may skip in the VM: the one that builds a program (the VM has
 # no go command), and on a kernel that refuses RWF_NOWAIT on pipes (before
-# 6.4) the never-blocks probe's pipe half, TestTryReadDrained and the TryRead
-# half of TestSlowYieldFirstJudged (a pipe's TryRead is never made there). Any
+# 6.4), should a pipe there not own its open file (unix/pipe_linux.go), the
+# never-blocks probe's pipe half, TestTryReadDrained and the TryRead half of
+# TestSlowYieldFirstJudged (a pipe's TryRead is never made then). Any
 # other skip fails the run, so that a new one shows in the matrix rather than
 # only in this log.
 expected_skips="TestPassListenerExample TestNeverBlocksWhenONonblockCleared TestNeverBlocksWhenONonblockCleared/pipe TestTryReadDrained TestSlowYieldFirstJudged/TryRead/small TestSlowYieldFirstJudged/TryRead/under_a_page TestSlowYieldFirstJudged/TryRead/page TestSlowYieldFirstJudged/TryRead/full_buffer TestSlowYieldFirstJudged/TryRead/nothing"

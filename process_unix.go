@@ -18,7 +18,9 @@ func attachEnd(cmd *exec.Cmd, f *os.File) (string, func(), error) {
 	// The child gets the descriptor in blocking mode, as programs expect of
 	// an inherited descriptor (Python's Connection fails on a non-blocking
 	// one). The mode belongs to the open file, which this process's copy
-	// shares, so this is done only just before that copy is closed.
+	// may share (a socket's; on Linux a pipe Conn's File is an open file of
+	// its own, already blocking), so this is done only just before that
+	// copy is closed.
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return "", nil, err

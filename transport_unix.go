@@ -20,13 +20,18 @@ var _ interface {
 	frame.TryWriter
 } = (*unix.Conn)(nil)
 
-// rawConn is t's own descriptor, to poll (see waitReady): File would make
-// a pipe end's Conn open a file to hand out (see unix.Conn.File).
-func rawConn(t transport) (syscall.RawConn, error) {
+// control calls f with t's own descriptor, held open until f returns, to
+// poll it (see waitReady): File would make a pipe end's Conn open a file
+// to hand out (see unix.Conn.File).
+func control(t transport, f func(fd uintptr)) error {
 	if c, ok := t.(*unix.Conn); ok {
-		return c.SyscallConn()
+		return c.Control(f)
 	}
-	return t.File().SyscallConn()
+	rc, err := t.File().SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(f)
 }
 
 func newPair(duplex bool) (a, b transport, err error) {

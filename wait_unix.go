@@ -46,12 +46,8 @@ func waitReady(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {
 			pollErr = pollAll(ctx, fds, now)
 			return nil
 		}
-		rc, err := rawConn(conns[i].t)
-		if err != nil {
-			return err
-		}
 		var inner error
-		err = rc.Control(func(fd uintptr) {
+		err := control(conns[i].t, func(fd uintptr) {
 			fds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 			inner = hold(i + 1)
 		})

@@ -234,19 +234,24 @@ func (c *Conn) Kind() Kind { return c.kind }
 // and it must be closed only by [Conn.Close]: a Conn whose file was closed
 // behind its back could reach a descriptor that reused its number.
 //
-// On Linux a pipe Conn (not a FIFO's) reads and writes an open file of its
-// own, which it never hands out, so that no other process can clear its
-// O_NONBLOCK; File returns another open file of the same end, made at the
-// first call, blocking (as programs expect of an inherited descriptor), and
-// closed by Close with the rest. Elsewhere, and for sockets and FIFOs, File
-// returns the Conn's own file, whose mode every process given it shares.
+// On Linux a pipe Conn (not a FIFO's; where /proc is mounted) reads and
+// writes an open file of its own, which it never hands out, so that no
+// other process can clear its O_NONBLOCK; File returns another open file of
+// the same end, made at the first call, blocking (as programs expect of an
+// inherited descriptor) and so not on the runtime poller (it takes no
+// deadlines), and closed by Close with the rest. Elsewhere, and for sockets
+// and FIFOs, File returns the Conn's own file, whose mode every process
+// given it shares.
 func (c *Conn) File() *os.File { return c.file() }
 
-// SyscallConn returns a raw view of the Conn's own descriptor, for calls
-// that neither keep it nor change its mode (polling it, say). To hand the
-// Conn's file to another process, use File: on Linux a pipe Conn's own open
-// file is never shared (see File).
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
+// Control calls f with the Conn's own descriptor, which stays open until f
+// returns, as [syscall.RawConn.Control] does: for calls that neither keep
+// the descriptor nor change its mode nor pass it on (polling it, say). To
+// hand the Conn's file to another process, use File: on Linux a pipe
+// Conn's own open file is never shared (see File). It fails only once the
+// Conn is closed. (It is not a SyscallConn method, so that a Conn is not
+// taken for a syscall.Conn whose descriptor may be sent elsewhere.)
+func (c *Conn) Control(f func(fd uintptr)) error { return c.rc.Control(f) }
 
 // Write writes all of p; see [Conn.Writev]. Read, ReadScatter and Writev are
 // in op.go, with the rest of a message's path (see there).

@@ -139,3 +139,15 @@ func HeaderSplitsForTest() int64 { return testhook.HeaderSplits.Load() }
 
 // OwnsFileForTest reports whether c owns its open file (see ownFile).
 func (c *Conn) OwnsFileForTest() bool { return c.rop.vec.own.Load() || c.wop.vec.own.Load() }
+
+// SetPipeOwnForTest turns a pipe Conn's own open file (see ownFile) on or
+// off for the pipe Conns made from now on, as where /proc is mounted or not,
+// and returns the previous setting.
+func SetPipeOwnForTest(on bool) bool { return pipeOwn.Swap(on) }
+
+// FailFileForTest makes File fail to open a file to hand out (see
+// Conn.file) until the function it returns is called.
+func FailFileForTest() (restore func()) {
+	reopen = func(int, Kind) (int, error) { return -1, unix.EMFILE }
+	return func() { reopen = openEnd }
+}

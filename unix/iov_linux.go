@@ -8,8 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The system calls here never block, whatever the descriptor's O_NONBLOCK
-// says (sockets get MSG_DONTWAIT, pipes RWF_NOWAIT), so they are made with
+// The system calls here never wait for the peer, whatever another process
+// does (sockets get MSG_DONTWAIT, pipes an open file of their own or
+// RWF_NOWAIT; see below), so they are made with
 // RawSyscall, which does not tell the runtime scheduler that the thread is
 // in a system call. With Syscall, a call that copies 64 KiB or more, or whose
 // thread the kernel preempts to run the peer, looks blocked to the runtime's
@@ -32,8 +33,12 @@ import (
 // A pipe Conn that owns its open file (see ownFile in pipe_linux.go), as
 // one does wherever /proc is mounted, needs no flag: no other process can
 // clear that file's O_NONBLOCK, so its plain read, readv, write and writev
-// cannot block either, and cost less than preadv2 and pwritev2. What
-// follows is for the pipes that do not.
+// never wait for data or room either, and cost less than preadv2 and
+// pwritev2. Unlike RWF_NOWAIT, which only tries the pipe's lock and takes
+// memory without reclaim, they may wait for the lock while the peer's own
+// call holds it (as long as that call's copy, at most the pipe's 1 MiB),
+// and for memory under pressure; a garbage collection waits with them.
+// What follows is for the pipes that do not own their open file.
 //
 // Pipes made by pipe(2) take RWF_NOWAIT since Linux 6.4 (commit afed6271f5b0
 // lets them, c04fe8e32f90 makes pipe_read and pipe_write honour it); older
@@ -67,8 +72,10 @@ type iovecs struct {
 	plain unix.Errno // on a pipe: why the kernel refused RWF_NOWAIT, if it did, or EOPNOTSUPP if tests turned it off (see nowait, pipeNoWait)
 	// own says the pipe Conn owns its open file (see ownFile), whose
 	// O_NONBLOCK no other process can clear: its calls are plain read,
-	// readv, write and writev, raw. Only File's failure clears it.
-	own atomic.Bool
+	// readv, write and writev, raw. lent says File had to hand that open
+	// file out (see Conn.file), which clears own: the open file, reopened,
+	// refuses RWF_NOWAIT, and its calls go through the poller only.
+	own, lent atomic.Bool
 }
 
 // maxIovecs is how many buffers one vectored call takes; the rest are
@@ -106,14 +113,18 @@ func point(iov *[2]unix.Iovec, p, q []byte) int {
 	return 2
 }
 
-// direct reports whether the calls carry their own non-blocking flag, so
-// that a first attempt made outside the poller (see Conn.firstRead) returns
-// at once whatever O_NONBLOCK says: MSG_DONTWAIT on a socket, RWF_NOWAIT on a
-// pipe. A pipe that falls back to readv and writev trusts O_NONBLOCK, which
-// a process sharing the open file could clear, so once the refusal is known
-// its calls go through the poller only. (The call that meets the refusal
-// falls back at once, even in a first attempt.)
-func (v *iovecs) direct(socket bool) bool { return socket || v.own.Load() || v.nowait() }
+// direct reports whether the calls cannot wait for the peer whatever another
+// process does, so that a first attempt made outside the poller (see
+// Conn.firstRead) returns at once: MSG_DONTWAIT on a socket; on a pipe, an
+// open file of the Conn's own (see ownFile) or RWF_NOWAIT. A pipe that falls
+// back to readv and writev trusts O_NONBLOCK, which a process sharing the
+// open file could clear, so once the refusal is known its calls go through
+// the poller only, as do those of a pipe whose own open file File had to
+// hand out (see lent). (The call that meets the refusal falls back at once,
+// even in a first attempt.)
+func (v *iovecs) direct(socket bool) bool {
+	return socket || !v.lent.Load() && (v.own.Load() || v.nowait())
+}
 
 // here, as the offset of preadv2 and pwritev2 (in both halves), means the
 // current position.
@@ -215,16 +226,23 @@ func (v *iovecs) recvmsg(fd int, p, q, oob []byte) (n, oobn, flags int, err erro
 	return int(r), int(msg.Controllen), int(msg.Flags), nil
 }
 
-// read reads into p, and then q (which may be empty), from a pipe: preadv2(2)
-// with RWF_NOWAIT, or readv(2) once the kernel has refused that for this pipe
-// (see nowait).
+// read reads into p, and then q (which may be empty), from a pipe: read(2)
+// or readv(2) on an open file of the Conn's own (see ownFile), else
+// preadv2(2) with RWF_NOWAIT, or readv(2) made with Syscall once the kernel
+// has refused that for this pipe (see nowait).
 func (v *iovecs) read(fd int, p, q []byte) (int, error) {
-	var iov [2]unix.Iovec
-	n := point(&iov, p, q)
 	if v.own.Load() {
+		if len(q) == 0 {
+			r, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			return result(r, e)
+		}
+		var iov [2]unix.Iovec
+		n := point(&iov, p, q)
 		r, _, e := syscall.RawSyscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 		return result(r, e)
 	}
+	var iov [2]unix.Iovec
+	n := point(&iov, p, q)
 	if v.nowait() {
 		r, _, e := syscall.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n), here, here, unix.RWF_NOWAIT)
 		if !v.refused(e) {
@@ -240,8 +258,8 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 // read nothing: when nothing has arrived, when the call failed (Read then
 // waits, and reports the error), or when the attempt cannot be made outside
 // the runtime poller: on a socket (which may carry descriptors), with a
-// read deadline set, on a closing Conn, on a pipe whose kernel refuses
-// RWF_NOWAIT, and off Linux. False is thus not "would block": a caller
+// read deadline set, on a closing Conn, on a pipe that neither owns its open
+// file nor gets RWF_NOWAIT (see direct), and off Linux. False is thus not "would block": a caller
 // then calls Read to wait, or to learn what went wrong (end of stream
 // included). Like Read, it first gives up the CPU if the last read took all
 // the kernel held (see the yieldFirst constant); and when it finds nothing,
@@ -299,8 +317,8 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 // at all); or it reports false having written nothing: when the kernel has
 // no room, when the call failed (Writev then waits, and reports the error),
 // or when the attempt cannot be made outside the runtime poller (with a
-// write deadline set, on a closing Conn, on a pipe whose kernel refuses
-// RWF_NOWAIT, and off Linux). As with TryRead, false is not "would block":
+// write deadline set, on a closing Conn, on a pipe that neither owns its
+// open file nor gets RWF_NOWAIT, and off Linux). As with TryRead, false is not "would block":
 // Writev waits, or says what went wrong. It counts as a Write: the caller
 // serialises it with Writes. It is a small message's send (see TryRead and
 // frame.Writer.TryWriteFrame).

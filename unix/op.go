@@ -54,9 +54,9 @@ func (c *Conn) ReadScatter(p, q []byte) (int, error) {
 // reports whether that completed the call; firstWrite does the same for a
 // Write. The attempt does not wait for the peer (a read retries for at most
 // spinFor), so Close, which waits for it, waits briefly; it is made only
-// where the calls carry their own non-blocking flag (see iovecs.direct), so
-// that it cannot block whatever O_NONBLOCK says (save the one call on a
-// pipe that learns the kernel refuses the flag, see iov_linux.go). When the
+// where the calls cannot wait for the peer whatever another process does
+// (see iovecs.direct; save the one call on a pipe that learns the kernel
+// refuses RWF_NOWAIT, see iov_linux.go). When the
 // attempt
 // would block, or is not made, or a deadline is set (the poller enforces
 // it), or the Conn is closing, the call goes through the poller (a call

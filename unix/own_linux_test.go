@@ -144,3 +144,30 @@ func TestNewConnLeavesPipeMode(t *testing.T) {
 		t.Errorf("the Conn's own open file is blocking")
 	}
 }
+
+// TestFileFailsSafe checks that a pipe Conn whose File could not open a file
+// to hand out, and so handed out its own, stops trusting that open file:
+// it makes no more first attempts outside the poller (whose raw calls a
+// receiver that cleared O_NONBLOCK could block), yet still carries data.
+func TestFileFailsSafe(t *testing.T) {
+	restore := ppunix.FailFileForTest()
+	defer restore()
+	r, w := newPair(t, "pipe")
+	if !r.OwnsFileForTest() {
+		t.Skip("pipe Conns do not own their open files here (see TestPipeOwnsItsOpenFile)")
+	}
+	if r.File() != r.OwnFileForTest() || r.OwnsFileForTest() {
+		t.Fatalf("File that cannot make a file: handed out the Conn's own %v, still owns it %v; want true, false", r.File() == r.OwnFileForTest(), r.OwnsFileForTest())
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if r.FirstReadForTest(make([]byte, 1)) {
+		t.Fatal("a Conn whose own open file was handed out read outside the poller")
+	}
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(r, buf); err != nil || buf[0] != 'x' {
+		t.Fatalf("read %q, %v; want x", buf, err)
+	}
+	roundTrip(t, r, w)
+}

@@ -3,6 +3,7 @@ package unix
 import (
 	"os"
 	"strconv"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -78,7 +79,8 @@ const splitHeaderAbove = 16 << 10
 // /proc/self/fd, which makes a new open file of the same pipe, and keeps
 // that one only: no other descriptor refers to it, so its O_NONBLOCK stays
 // set, and the Conn reads and writes it with plain read, readv, write and
-// writev, raw, which cannot block. File hands out yet another open file of
+// writev, raw, which never wait for data or room (see iov_linux.go for what
+// they may wait for). File hands out yet another open file of
 // the end (see ownFile and Conn.file). For 16-byte messages on pipes between
 // two processes on 2 free CPUs that took procpipe from 0.63x C's rate to
 // 0.78x (8 alternating rounds); on one CPU from 1.11x to 1.32x; one-CPU round
@@ -89,9 +91,15 @@ const splitHeaderAbove = 16 << 10
 // descriptor and true. Where that cannot be done (not an anonymous pipe,
 // /proc not mounted, a failure) it returns fd and false, and the Conn makes
 // its calls with RWF_NOWAIT instead.
+//
+// A pipe in packet mode (O_DIRECT) or that signals (O_ASYNC) keeps its open
+// file too: opening it again would drop those, which belong to the open file.
 func ownFile(fd int, kind Kind) (int, bool) {
 	var fs unix.Statfs_t
-	if !pipeNoWait.Load() || unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PIPEFS_MAGIC {
+	if !pipeNoWait.Load() || !pipeOwn.Load() || unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PIPEFS_MAGIC {
+		return fd, false
+	}
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil || fl&(unix.O_DIRECT|unix.O_ASYNC) != 0 {
 		return fd, false
 	}
 	own, err := openEnd(fd, kind)
@@ -106,11 +114,20 @@ func ownFile(fd int, kind Kind) (int, bool) {
 	return own, true
 }
 
+// pipeOwn lets tests make pipe Conns that do not own their open file (see
+// ownFile), as where /proc is not mounted.
+var pipeOwn atomic.Bool
+
+func init() { pipeOwn.Store(true) }
+
+// reopen is openEnd, which tests replace to make File fail to open a file
+// to hand out (see Conn.file).
+var reopen = openEnd
+
 // openEnd opens the pipe end fd refers to again, through /proc/self/fd: a
-// new open file of the same pipe, blocking and close-on-exec. (Without
-// O_NONBLOCK, the kernel does not refuse to open a write end whose readers
-// are gone, and it never waits for a partner on an anonymous pipe.) It
-// checks that the new file is the same pipe.
+// new open file of the same pipe, blocking and close-on-exec. (An anonymous
+// pipe's end opens at once, partner or not, unlike a FIFO's.) It checks
+// that the new file is the same pipe.
 func openEnd(fd int, kind Kind) (int, error) {
 	mode := unix.O_RDONLY
 	if kind == PipeWrite {
@@ -133,9 +150,9 @@ func openEnd(fd int, kind Kind) (int, error) {
 // Close, so that whatever the receiver does to it (a child's blocking mode,
 // say) leaves the Conn's own as it is. It is made blocking, as programs
 // expect of an inherited descriptor, and so stays off the runtime poller.
-// If it cannot be made, the Conn stops trusting its own open file (its
-// calls take RWF_NOWAIT, or the poller's path, from then on) and hands that
-// out.
+// If it cannot be made (no descriptor left, say), the Conn hands out its own
+// open file and stops trusting it: its calls go through the poller only
+// from then on (see iovecs.lent).
 func (c *Conn) file() *os.File {
 	if !c.rop.vec.own.Load() && !c.wop.vec.own.Load() {
 		return c.f
@@ -150,13 +167,21 @@ func (c *Conn) file() *os.File {
 	var nfd int
 	var err error
 	if !closed {
-		nfd, err = openEnd(c.fd, c.kind)
+		nfd, err = reopen(c.fd, c.kind)
 	}
 	c.live.RUnlock()
 	if closed || err != nil {
+		// The open file handed out is the Conn's own, reopened: it
+		// refuses RWF_NOWAIT, so from now on calls go through the poller
+		// only (see iovecs.direct). A poller call that began before this
+		// made its raw call as before, which an O_NONBLOCK cleared in
+		// between could block: a window between this and the receiver's
+		// fcntl, left open.
 		c.live.Lock()
-		c.rop.vec.own.Store(false)
-		c.wop.vec.own.Store(false)
+		for _, v := range []*iovecs{&c.rop.vec, &c.wop.vec} {
+			v.lent.Store(true)
+			v.own.Store(false)
+		}
 		c.live.Unlock()
 		return c.f
 	}

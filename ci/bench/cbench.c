@@ -10,14 +10,15 @@
 // usage: cbench rtt|small|batched|bulk|big duplex|oneway count [size]
 // It prints one line in the format of Go's benchmarks.
 //
-// Two environment variables make C pay what procpipe's interface to the
-// kernel costs, to measure that apart from procpipe (README, Performance):
-// CBENCH_NOWAIT=1 makes the small stream's writes carry their own
+// Two environment variables, when set (to anything), make C pay what an
+// interface to the kernel like procpipe's costs, to measure that apart from
+// procpipe (README, Performance): CBENCH_NOWAIT makes the small stream's writes carry their own
 // non-blocking flag (pwritev2 with RWF_NOWAIT on a pipe, send with
 // MSG_DONTWAIT on a socket; a full pipe or socket is waited on with poll);
-// CBENCH_EPOLL=1 registers the receiver's descriptor with an epoll instance
+// CBENCH_EPOLL registers the receiver's descriptor with an epoll instance
 // as Go's runtime poller does (edge-triggered, for reading and writing),
-// which no thread waits on.
+// which no thread waits on. (Before Linux 6.4 pipes refuse RWF_NOWAIT, and
+// CBENCH_NOWAIT on one-way ends fails.)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -138,7 +138,9 @@ func TestPipeFallback(t *testing.T) {
 
 // TestFIFOFallsBack checks that a FIFO, whose reads and writes the kernel
 // refuses to make with RWF_NOWAIT (Linux 6.18 does), falls back to readv and
-// writev, and only if the kernel refuses them.
+// writev, and only if the kernel refuses them; and that its Conn keeps the
+// open file it was given (opening a FIFO again could wait for a partner),
+// which File returns.
 func TestFIFOFallsBack(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fifo")
 	if err := unix.Mkfifo(path, 0o600); err != nil {
@@ -167,6 +169,9 @@ func TestFIFOFallsBack(t *testing.T) {
 	defer w.Close()
 	roundTrip(t, r, w)
 	for c, refused := range map[*ppunix.Conn]bool{r: rRefused, w: wRefused} {
+		if c.OwnsFileForTest() || c.File() != c.OwnFileForTest() {
+			t.Errorf("FIFO end: owns its open file %v, File is its own %v; want false, true", c.OwnsFileForTest(), c.File() == c.OwnFileForTest())
+		}
 		if fell := c.PlainPipeIOForTest() != nil; fell != refused {
 			t.Errorf("FIFO end fell back to readv/writev: %v; the kernel refuses RWF_NOWAIT for it: %v", fell, refused)
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -75,28 +74,6 @@ func TestPipeOwnsItsOpenFile(t *testing.T) {
 				t.Fatalf("Read after the writer's Close = %d, %v; want io.EOF", n, err)
 			}
 		})
-	}
-}
-
-// TestFIFOKeepsItsOpenFile checks that a FIFO's Conn keeps the open file it
-// was given (opening a FIFO again could wait for a partner) and that File
-// returns it.
-func TestFIFOKeepsItsOpenFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "fifo")
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rf, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ppunix.NewConn(rf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if r.OwnsFileForTest() || r.File() != r.OwnFileForTest() {
-		t.Fatalf("FIFO Conn: owns its open file %v, File is its own %v; want false, true", r.OwnsFileForTest(), r.File() == r.OwnFileForTest())
 	}
 }
 

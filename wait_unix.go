@@ -13,7 +13,7 @@ import (
 
 // waitReady waits with one poll(2) until some of conns are readable (or
 // at once if now is true) and returns them. Each descriptor is held (through
-// SyscallConn.Control) for the duration, so a concurrent Close cannot
+// control) for the duration, so a concurrent Close cannot
 // recycle its number under the poll. A pipe created for the call wakes the
 // poll when ctx is done.
 func waitReady(ctx context.Context, conns []*Conn, now bool) ([]*Conn, error) {

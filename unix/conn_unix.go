@@ -145,8 +145,9 @@ func Pipe() (r, w *Conn, err error) {
 // NewConn fails). It works out the [Kind] from the descriptor, and moves it
 // to non-blocking mode on the runtime poller; as the mode belongs to the open
 // file, other processes sharing it see it too. On Linux, one end of a pipe
-// (not a FIFO) is opened again instead, as an open file of the Conn's own
-// (see [Conn.File]), and f's keeps its mode.
+// (not a FIFO, nor in packet mode or with O_ASYNC) is opened again instead,
+// where /proc is mounted, as an open file of the Conn's own (see
+// [Conn.File]), and f's keeps its mode.
 func NewConn(f *os.File) (*Conn, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -239,9 +240,11 @@ func (c *Conn) Kind() Kind { return c.kind }
 // other process can clear its O_NONBLOCK; File returns another open file of
 // the same end, made at the first call, blocking (as programs expect of an
 // inherited descriptor) and so not on the runtime poller (it takes no
-// deadlines), and closed by Close with the rest. Elsewhere, and for sockets
-// and FIFOs, File returns the Conn's own file, whose mode every process
-// given it shares.
+// deadlines), and closed by Close with the rest. Should that file not open
+// (no descriptor left, say), File returns the Conn's own, whose calls then
+// go through the poller only and trust its O_NONBLOCK. Elsewhere, and for
+// sockets, FIFOs and pipes in packet mode (O_DIRECT) or with O_ASYNC, File
+// returns the Conn's own file, whose mode every process given it shares.
 func (c *Conn) File() *os.File { return c.file() }
 
 // Control calls f with the Conn's own descriptor, which stays open until f

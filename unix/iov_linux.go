@@ -19,7 +19,8 @@ import (
 // message (perf trace) and about a third of bulk throughput. A descriptor
 // must never block here, because a raw call that blocked would stall the
 // whole process at its next garbage collection; that is why the calls carry
-// their own non-blocking flag rather than trusting O_NONBLOCK, which another
+// their own non-blocking flag, or are made on a pipe's open file that no
+// other process shares, rather than trusting an O_NONBLOCK that another
 // process sharing the open file could clear.
 //
 // They call the standard library's syscall.RawSyscall and RawSyscall6, which
@@ -125,6 +126,10 @@ func point(iov *[2]unix.Iovec, p, q []byte) int {
 func (v *iovecs) direct(socket bool) bool {
 	return socket || !v.lent.Load() && (v.own.Load() || v.nowait())
 }
+
+// handedOut reports whether File had to hand out the pipe's own open file
+// (see lent); first attempts check it again under the Conn's lock.
+func (v *iovecs) handedOut() bool { return v.lent.Load() }
 
 // here, as the offset of preadv2 and pwritev2 (in both halves), means the
 // current position.

@@ -16,6 +16,9 @@ func (*iovecs) init(own bool) {}
 // so every call goes through the poller.
 func (*iovecs) direct(bool) bool { return false }
 
+// handedOut is Linux's (see there): false.
+func (*iovecs) handedOut() bool { return false }
+
 func (*iovecs) sendmsg(fd int, bufs [][]byte) (int, error) {
 	return unix.SendmsgBuffers(fd, bufs, nil, nil, sendFlags)
 }

@@ -60,11 +60,15 @@ func TestNeverBlocksWhenONonblockCleared(t *testing.T) {
 // deadlines. (On Linux a pipe Conn's File is an open file other than its
 // own, so there the mode it clears is not the Conn's: see ownFile.)
 func noWaitProbe(t *testing.T, kind string) {
+	own := kind == "pipe"
 	if kind == "pipe-nowait" {
 		ppunix.SetPipeOwnForTest(false)
 		kind = "pipe"
 	}
 	r, w := newPair(t, kind)
+	if !own && (r.OwnsFileForTest() || w.OwnsFileForTest()) {
+		t.Fatalf("a %s pair made to use RWF_NOWAIT owns its open files", kind)
+	}
 	roundTrip(t, r, w)
 	if kind == "pipe" {
 		if err := r.PlainPipeIOForTest(); err != nil {

@@ -25,8 +25,8 @@ import (
 // [Conn.FilesAt]) or the Conn is closed.
 func (c *Conn) Read(p []byte) (int, error) { return c.ReadScatter(p, nil) }
 
-// ReadScatter is [Conn.Read] into p and then q: on Linux one preadv2(2) (or
-// readv(2)) or recvmsg(2) fills p and puts what follows in q, so a caller reading a large
+// ReadScatter is [Conn.Read] into p and then q: on Linux one readv(2) (or
+// preadv2(2)) or recvmsg(2) fills p and puts what follows in q, so a caller reading a large
 // payload into its destination also gets the start of the next message
 // without a second system call or a copy. Elsewhere it reads into p only.
 // It returns the total number of bytes read.
@@ -78,7 +78,9 @@ func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
 		return 0, false, nil
 	}
 	c.live.RLock()
-	if !c.closed.Load() {
+	// lent again under the lock: File may have handed the open file out
+	// since direct (see Conn.file).
+	if !c.closed.Load() && !c.rop.vec.handedOut() {
 		n, err = c.rop.read(c.fd, p, q)
 		done = err != unix.EAGAIN
 	}
@@ -226,7 +228,7 @@ func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool,
 		return 0, bufs, false, nil
 	}
 	c.live.RLock()
-	if c.closed.Load() {
+	if c.closed.Load() || c.wop.vec.handedOut() {
 		rest = bufs
 	} else {
 		total, rest, err = c.wop.write(c.fd, bufs)

@@ -142,9 +142,44 @@ func TestFileFailsSafe(t *testing.T) {
 	if r.FirstReadForTest(make([]byte, 1)) {
 		t.Fatal("a Conn whose own open file was handed out read outside the poller")
 	}
+	if w.File() != w.OwnFileForTest() || w.FirstWriteForTest([]byte("y")) {
+		t.Fatal("a Conn whose own open file was handed out wrote outside the poller")
+	}
 	buf := make([]byte, 1)
 	if _, err := io.ReadFull(r, buf); err != nil || buf[0] != 'x' {
 		t.Fatalf("read %q, %v; want x", buf, err)
 	}
 	roundTrip(t, r, w)
+}
+
+// TestPacketPipeKeepsItsOpenFile checks that the write end of a pipe in
+// packet mode (O_DIRECT, which belongs to the write end's open file and
+// which opening it again would drop) keeps the open file it was given, and
+// with it its packets.
+func TestPacketPipeKeepsItsOpenFile(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_DIRECT|unix.O_CLOEXEC); err != nil {
+		t.Skipf("no packet-mode pipes here: %v", err)
+	}
+	defer unix.Close(p[0])
+	w, err := ppunix.NewConn(os.NewFile(uintptr(p[1]), "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.OwnsFileForTest() {
+		t.Fatal("a packet-mode pipe's Conn owns an open file of its own")
+	}
+	for _, m := range []string{"abc", "def"} {
+		if _, err := w.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 10)
+	for _, want := range []string{"abc", "def"} {
+		n, err := unix.Read(p[0], buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("read %q, %v; want the packet %q", buf[:max(n, 0)], err, want)
+		}
+	}
 }

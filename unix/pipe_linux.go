@@ -92,8 +92,9 @@ const splitHeaderAbove = 16 << 10
 // /proc not mounted, a failure) it returns fd and false, and the Conn makes
 // its calls with RWF_NOWAIT instead.
 //
-// A pipe in packet mode (O_DIRECT) or that signals (O_ASYNC) keeps its open
-// file too: opening it again would drop those, which belong to the open file.
+// A pipe end in packet mode (O_DIRECT, a write end's) or that signals
+// (O_ASYNC) keeps its open file too: opening it again would drop those,
+// which belong to the open file.
 func ownFile(fd int, kind Kind) (int, bool) {
 	var fs unix.Statfs_t
 	if !pipeNoWait.Load() || !pipeOwn.Load() || unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.PIPEFS_MAGIC {
@@ -173,10 +174,11 @@ func (c *Conn) file() *os.File {
 	if closed || err != nil {
 		// The open file handed out is the Conn's own, reopened: it
 		// refuses RWF_NOWAIT, so from now on calls go through the poller
-		// only (see iovecs.direct). A poller call that began before this
-		// made its raw call as before, which an O_NONBLOCK cleared in
-		// between could block: a window between this and the receiver's
-		// fcntl, left open.
+		// only (see iovecs.direct; first attempts check lent again under
+		// live). A poller call that had loaded own before this makes its
+		// raw call as before, which an O_NONBLOCK cleared in between could
+		// block: a window between this and the receiver's fcntl, left
+		// open (closing it would put every poller call under live).
 		c.live.Lock()
 		for _, v := range []*iovecs{&c.rop.vec, &c.wop.vec} {
 			v.lent.Store(true)

@@ -52,7 +52,8 @@ import (
 
 // pipeNoWait lets tests make every pipe Conn made while it is false take the
 // fallback: no open file of its own (see ownFile), no RWF_NOWAIT, as where
-// /proc is not mounted on a kernel before 6.4. It is read once per Conn (see iovecs.init) rather than on every
+// /proc is not mounted on a kernel before 6.4. It is read once per Conn (see
+// iovecs.init) rather than on every
 // call, so that a read after a yield touches no global.
 var pipeNoWait atomic.Bool
 
@@ -264,7 +265,8 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 // waits, and reports the error), or when the attempt cannot be made outside
 // the runtime poller: on a socket (which may carry descriptors), with a
 // read deadline set, on a closing Conn, on a pipe that neither owns its open
-// file nor gets RWF_NOWAIT (see direct), and off Linux. False is thus not "would block": a caller
+// file nor gets RWF_NOWAIT (see direct), and off Linux. False is thus not
+// "would block": a caller
 // then calls Read to wait, or to learn what went wrong (end of stream
 // included). Like Read, it first gives up the CPU if the last read took all
 // the kernel held (see the yieldFirst constant); and when it finds nothing,
@@ -323,7 +325,8 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 // no room, when the call failed (Writev then waits, and reports the error),
 // or when the attempt cannot be made outside the runtime poller (with a
 // write deadline set, on a closing Conn, on a pipe that neither owns its
-// open file nor gets RWF_NOWAIT, and off Linux). As with TryRead, false is not "would block":
+// open file nor gets RWF_NOWAIT, and off Linux). As with TryRead, false is
+// not "would block":
 // Writev waits, or says what went wrong. It counts as a Write: the caller
 // serialises it with Writes. It is a small message's send (see TryRead and
 // frame.Writer.TryWriteFrame).

@@ -25,7 +25,16 @@ const (
 )
 
 // A Conn is one end of a Unix byte stream: a stream socket or one end of a
-// pipe, held in an [*os.File] on the runtime poller.
+// pipe, held in an [*os.File]. Its calls wait on the runtime poller. On
+// Linux the descriptor joins the poller only while calls keep waiting:
+// a Read that would block waits in ppoll(2) first, for up to a millisecond,
+// and parks on the poller through a descriptor of its own after that, as
+// does a Write that waits for room; that descriptor is dropped once 64
+// calls in a row have not waited. A descriptor on the poller costs every
+// write by the peer a wake-up of the poller's epoll entry (see
+// park_linux.go); a wait in ppoll holds an OS thread (at most 16 do at once
+// in a process). A deadline set, or Close called, while a Read waits in
+// ppoll takes effect within that millisecond.
 //
 // Read and Write may be called concurrently with each other and with Close,
 // which unblocks them; the caller serialises Reads among themselves, and
@@ -35,14 +44,15 @@ type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
 	kind Kind
-	rop  readOp  // the Read in progress (see op.go)
-	wop  writeOp // the Writev in progress
+	waits
+	rop readOp  // the Read in progress (see op.go)
+	wop writeOp // the Writev in progress
 
 	// A Read or Write makes its first attempt on fd directly (see
 	// Conn.firstRead), holding live for reading; Close holds it for writing
 	// while it sets closed, so no attempt uses fd once it may be closed
 	// and its number reused. rdl and wdl say a read or write deadline is
-	// set: only the poller's path honours them. dmu serialises the
+	// set: only the waiting path (waitRead, waitWrite) honours them. dmu serialises the
 	// deadline setters, so that each flag ends as its deadline does.
 	fd       int
 	live     sync.RWMutex
@@ -71,7 +81,7 @@ var _ interface {
 // newConn wraps fd, which must be close-on-exec and non-blocking, and a pipe
 // end's own open file if own is true (see ownFile). It closes fd on error.
 func newConn(fd int, name string, kind Kind, own bool) (*Conn, error) {
-	f := os.NewFile(uintptr(fd), name)
+	f := newFile(fd, name)
 	if f == nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("procpipe: invalid descriptor %d", fd)
@@ -143,8 +153,9 @@ func Pipe() (r, w *Conn, err error) {
 // NewConn returns a Conn for f, which must be a stream socket or one end of a
 // pipe; the Conn takes f over (f must not be used afterwards, and is closed if
 // NewConn fails). It works out the [Kind] from the descriptor, and moves it
-// to non-blocking mode on the runtime poller; as the mode belongs to the open
-// file, other processes sharing it see it too. On Linux, one end of a pipe
+// to non-blocking mode; as the mode belongs to the open file, other
+// processes sharing it see it too (on Linux, also briefly blocking, which
+// keeps the Conn's os.File off the runtime poller, see [Conn]). On Linux, one end of a pipe
 // (not a FIFO, nor in packet mode or with O_ASYNC) is opened again instead,
 // where /proc is mounted, as an open file of the Conn's own (see
 // [Conn.File]), and f's keeps its mode.
@@ -299,7 +310,7 @@ func (c *Conn) Ready() (bool, error) {
 // passes, or the Conn is closed.
 func (c *Conn) WaitReady() error {
 	var serr error
-	err := c.rc.Read(func(fd uintptr) bool {
+	err := c.waitRead(func(fd uintptr) bool {
 		var ready bool
 		ready, serr = pollIn(int(fd))
 		return ready || serr != nil
@@ -327,23 +338,23 @@ func pollIn(fd int) (bool, error) {
 // SetReadDeadline sets the deadline for Read and WaitReady; see
 // [os.File.SetReadDeadline].
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return c.setDeadline(&c.rdl, c.f.SetReadDeadline, t)
+	return c.setDeadline(&c.rdl, dirRead, t)
 }
 
 // SetWriteDeadline sets the deadline for Write and Writev; see
 // [os.File.SetWriteDeadline].
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	return c.setDeadline(&c.wdl, c.f.SetWriteDeadline, t)
+	return c.setDeadline(&c.wdl, dirWrite, t)
 }
 
-// setDeadline sets a deadline with set and its flag (rdl or wdl). The flag
-// is up while the file's deadline changes, so no first attempt skips a
+// setDeadline sets direction d's deadline and its flag (rdl or wdl). The
+// flag is up while the deadline changes, so no first attempt skips a
 // deadline that is being set.
-func (c *Conn) setDeadline(flag *atomic.Bool, set func(time.Time) error, t time.Time) error {
+func (c *Conn) setDeadline(flag *atomic.Bool, d int, t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	flag.Store(true)
-	err := set(t)
+	err := c.setDeadlineAt(d, t)
 	flag.Store(!t.IsZero())
 	return c.pollerError("set deadline", err)
 }
@@ -358,6 +369,7 @@ func (c *Conn) Close() error {
 	c.live.Lock()
 	c.closed.Store(true)
 	c.live.Unlock()
+	c.closeWaits()
 	c.files.close()
 	c.fmu.Lock()
 	if c.shared != nil {

@@ -151,3 +151,32 @@ func FailFileForTest() (restore func()) {
 	reopen = func(int, Kind) (int, error) { return -1, unix.EMFILE }
 	return func() { reopen = openEnd }
 }
+
+// ParkedForTest reports whether c's Reads (or Writes, if write) hold a
+// descriptor to park on the runtime poller with (see park): from the first
+// call that parks until unparkAfter calls in a row that do not wait.
+func (c *Conn) ParkedForTest(write bool) bool {
+	d := dirRead
+	if write {
+		d = dirWrite
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.parked[d] != nil
+}
+
+// InParkForTest reports whether a Read (or a Write, if write) of c waits
+// parked on the runtime poller now.
+func (c *Conn) InParkForTest(write bool) bool {
+	if write {
+		return c.inPark[dirWrite].Load()
+	}
+	return c.inPark[dirRead].Load()
+}
+
+// UnparkAfterForTest is how many calls in a row that do not wait drop the
+// descriptor a direction parks on.
+const UnparkAfterForTest = unparkAfter
+
+// MaxPPollersForTest bounds the calls waiting in ppoll at once.
+const MaxPPollersForTest = maxPPollers

@@ -274,7 +274,7 @@ func (c *Conn) writeRights(b byte, oob []byte) error {
 		serr error
 	)
 	msg := [][]byte{{b}}
-	err := c.rc.Write(func(fd uintptr) bool {
+	err := c.waitWrite(func(fd uintptr) bool {
 		for {
 			n, serr = unix.SendmsgBuffers(int(fd), msg, oob, nil, sendFlags)
 			switch serr {

@@ -315,6 +315,7 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 		o.judgeYield(int(r), len(p))
 	}
 	o.drained = int(r) < len(p)
+	c.noWait(dirRead)
 	return int(r), true
 }
 
@@ -357,5 +358,6 @@ func (c *Conn) TryWrite(b []byte) (int, bool) {
 	if e != 0 || r == 0 {
 		return 0, false
 	}
+	c.noWait(dirWrite)
 	return int(r), true
 }

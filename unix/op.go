@@ -40,7 +40,7 @@ func (c *Conn) ReadScatter(p, q []byte) (int, error) {
 	var err error
 	if !done {
 		o.p, o.q = p, q
-		err = c.rc.Read(o.fn)
+		err = c.waitRead(o.fn)
 		n, serr = o.n, o.err
 		o.p, o.q, o.err = nil, nil, nil
 	}
@@ -56,11 +56,10 @@ func (c *Conn) ReadScatter(p, q []byte) (int, error) {
 // spinFor), so Close, which waits for it, waits briefly; it is made only
 // where the calls cannot wait for the peer whatever another process does
 // (see iovecs.direct; save the one call on a pipe that learns the kernel
-// refuses RWF_NOWAIT, see iov_linux.go). When the
-// attempt
-// would block, or is not made, or a deadline is set (the poller enforces
-// it), or the Conn is closing, the call goes through the poller (a call
-// that then waits has made one more attempt than it would have). The lock
+// refuses RWF_NOWAIT, see iov_linux.go). When the attempt would block, or
+// is not made, or a deadline is set (the waiting path enforces it), or the
+// Conn is closing, the call goes the waiting path, waitRead or waitWrite
+// (a call that then waits has made one more attempt than it would have). The lock
 // is released without a defer: nothing under it can panic (every slice is
 // indexed after a length check).
 //
@@ -85,6 +84,9 @@ func (c *Conn) firstRead(p, q []byte) (n int, done bool, err error) {
 		done = err != unix.EAGAIN
 	}
 	c.live.RUnlock()
+	if done {
+		c.noWait(dirRead)
+	}
 	return n, done, err
 }
 
@@ -208,7 +210,7 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 	if !done {
 		o := &c.wop
 		o.bufs, o.total = rest, total
-		err = c.rc.Write(o.fn)
+		err = c.waitWrite(o.fn)
 		total, serr = o.total, o.err
 		o.bufs, o.err = nil, nil
 	}
@@ -235,6 +237,9 @@ func (c *Conn) firstWrite(bufs [][]byte) (total int64, rest [][]byte, done bool,
 		done = err != unix.EAGAIN
 	}
 	c.live.RUnlock()
+	if done {
+		c.noWait(dirWrite)
+	}
 	return total, rest, done, err
 }
 

@@ -8,17 +8,18 @@ import (
 )
 
 // spinFor is how long a Read that would block keeps retrying, yielding the
-// CPU between tries, before it parks the goroutine on the runtime poller.
-// Parking and being woken by the poller costs a Go process an epoll round
-// and a trip through the scheduler on top of the kernel's wake-up; a peer
-// that answers within spinFor (a round trip) is seen without them. Writes
-// do not spin (see writeOp.write). sched_yield rather than runtime.Gosched
-// lets a peer pinned to the same CPU run at once. A Conn that waits longer
-// spins once per call and then sleeps: an idle Recv costs no CPU. Measured
-// on a 2-vCPU VM (ci/bench.sh): round trips 1.3-1.6x faster than parking
-// at once; a ppoll with a timeout was slower than parking (arming a timer
-// is costly in a VM). While the CPU is busy with other threads reads park
-// at once (see slowYield in op.go).
+// CPU between tries, before it waits (in ppoll, then on the runtime poller:
+// see park_linux.go). Waiting and being woken costs a sleep and a wake-up
+// in the kernel, and on the poller an epoll round and a trip through the
+// scheduler besides; a peer that answers within spinFor (a round trip) is
+// seen without them. Writes do not spin (see writeOp.write). sched_yield
+// rather than runtime.Gosched lets a peer pinned to the same CPU run at
+// once. A Conn that waits longer spins once per call and then sleeps: an
+// idle Recv costs no CPU. Measured on a 2-vCPU VM (ci/bench.sh): round
+// trips 1.3-1.6x faster than parking at once; a ppoll with a short timeout
+// in place of the spin was slower than parking (arming a timer is costly
+// in a VM). While the CPU is busy with other threads reads park at once
+// (see slowYield in op.go).
 const spinFor = 15 * time.Microsecond
 
 // yield gives up the CPU to any other runnable thread (with syscall's raw

@@ -17,3 +17,8 @@ var Handing atomic.Int32
 // HeaderSplits counts the pipe writes of a header made apart from its
 // payload (see unix.headerAliases), so that tests can see them made.
 var HeaderSplits atomic.Int64
+
+// ParkedFiles counts the descriptors Linux Conns hold to park their calls
+// on the runtime poller with (see unix.Conn), which come and go with how
+// long calls wait, so that tests counting descriptors can leave them out.
+var ParkedFiles atomic.Int32

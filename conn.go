@@ -448,7 +448,9 @@ func (c *Conn) pollBusy() (bool, error) {
 
 // SetDeadline sets the read and write deadlines, as [net.Conn] does: a Send
 // or Recv still blocked at t fails with an error matching
-// [os.ErrDeadlineExceeded]. A zero t means no deadline. An expired deadline
+// [os.ErrDeadlineExceeded] (on Linux, a deadline moved while a Recv is in
+// its first millisecond of waiting takes effect within that millisecond).
+// A zero t means no deadline. An expired deadline
 // that interrupts a message larger than the kernel's buffer (when sending) or
 // the receive buffer (when receiving) leaves that direction unusable.
 func (c *Conn) SetDeadline(t time.Time) error {
@@ -473,8 +475,10 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv,
 // Poll or [Wait] return an error matching [net.ErrClosed], as do later
-// calls. Passed files received but not yet taken with [Conn.RecvFiles] are
-// closed.
+// calls (on Linux, a Recv or Poll that began waiting less than a
+// millisecond earlier may take up to that millisecond to see Close; see
+// [github.com/procpipe/procpipe/unix.Conn]). Passed files received but not
+// yet taken with [Conn.RecvFiles] are closed.
 //
 // On Windows, the private duplicates a [Conn.SendFiles] keeps for a peer
 // that has not yet acknowledged them are closed only if this Conn has

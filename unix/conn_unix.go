@@ -33,13 +33,14 @@ const (
 // calls in a row have not waited. A descriptor on the poller costs every
 // write by the peer a wake-up of the poller's epoll entry (see
 // park_linux.go); a wait in ppoll holds an OS thread (at most 16 do at once
-// in a process). A deadline set, or Close called, while a Read waits in
-// ppoll takes effect within that millisecond.
+// in a process, unless no descriptor is left to park with). A deadline set,
+// or Close called, while a Read waits in ppoll takes effect within that
+// millisecond.
 //
 // Read and Write may be called concurrently with each other and with Close,
 // which unblocks them; the caller serialises Reads among themselves, and
-// Writes among themselves, as with an [*os.File] (TryRead counts as a Read,
-// Writev and TryWrite as Writes).
+// Writes among themselves, as with an [*os.File] (TryRead and WaitReady
+// count as Reads, Writev, TryWrite and WriteFiles as Writes).
 type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
@@ -49,11 +50,13 @@ type Conn struct {
 	wop writeOp // the Writev in progress
 
 	// A Read or Write makes its first attempt on fd directly (see
-	// Conn.firstRead), holding live for reading; Close holds it for writing
+	// Conn.firstRead), holding live for reading, as do the attempts of the
+	// waiting path on Linux (see Conn.wait); Close holds it for writing
 	// while it sets closed, so no attempt uses fd once it may be closed
 	// and its number reused. rdl and wdl say a read or write deadline is
-	// set: only the waiting path (waitRead, waitWrite) honours them. dmu serialises the
-	// deadline setters, so that each flag ends as its deadline does.
+	// set: only the waiting path (waitRead, waitWrite) honours them. dmu
+	// serialises the deadline setters, so that each flag ends as its
+	// deadline does.
 	fd       int
 	live     sync.RWMutex
 	closed   atomic.Bool
@@ -176,8 +179,9 @@ func NewConn(f *os.File) (*Conn, error) {
 			return
 		}
 		// A dup made under the fork lock and then marked close-on-exec
-		// is never seen by a concurrent fork; the new descriptor joins
-		// the poller because it is non-blocking when os.NewFile sees it.
+		// is never seen by a concurrent fork. Off Linux the new
+		// descriptor joins the poller because it is non-blocking when
+		// os.NewFile sees it (on Linux, see newFile).
 		if dup, cerr = dupCloexec(int(fd)); cerr != nil {
 			return
 		}
@@ -253,7 +257,7 @@ func (c *Conn) Kind() Kind { return c.kind }
 // inherited descriptor) and so not on the runtime poller (it takes no
 // deadlines), and closed by Close with the rest. Should that file not open
 // (no descriptor left, say), File returns the Conn's own, whose calls then
-// go through the poller only and trust its O_NONBLOCK. Elsewhere, and for
+// go the waiting path only and trust its O_NONBLOCK. Elsewhere, and for
 // sockets, FIFOs and pipes in packet mode (O_DIRECT) or with O_ASYNC, File
 // returns the Conn's own file, whose mode every process given it shares.
 func (c *Conn) File() *os.File { return c.file() }
@@ -359,8 +363,9 @@ func (c *Conn) setDeadline(flag *atomic.Bool, d int, t time.Time) error {
 	return c.pollerError("set deadline", err)
 }
 
-// Close closes the descriptor, unblocking any Read or Write in progress, and
-// every received descriptor not yet taken. It may be called more than once.
+// Close closes the descriptor, unblocking any Read or Write in progress (on
+// Linux, one waiting in ppoll within a millisecond: see [Conn]), and every
+// received descriptor not yet taken. It may be called more than once.
 // The calls it unblocks, and any made after it, fail with an error matching
 // [os.ErrClosed].
 // It first waits for a read or write attempt in progress on the descriptor

@@ -76,7 +76,7 @@ type iovecs struct {
 	// O_NONBLOCK no other process can clear: its calls are plain read,
 	// readv, write and writev, raw. lent says File had to hand that open
 	// file out (see Conn.file), which clears own: the open file, reopened,
-	// refuses RWF_NOWAIT, and its calls go through the poller only.
+	// refuses RWF_NOWAIT, and its calls make no first attempts.
 	own, lent atomic.Bool
 }
 
@@ -116,13 +116,13 @@ func point(iov *[2]unix.Iovec, p, q []byte) int {
 }
 
 // direct reports whether the calls cannot wait for the peer whatever another
-// process does, so that a first attempt made outside the poller (see
-// Conn.firstRead) returns at once: MSG_DONTWAIT on a socket; on a pipe, an
-// open file of the Conn's own (see ownFile) or RWF_NOWAIT. A pipe that falls
-// back to readv and writev trusts O_NONBLOCK, which a process sharing the
-// open file could clear, so once the refusal is known its calls go through
-// the poller only, as do those of a pipe whose own open file File had to
-// hand out (see lent). (The call that meets the refusal falls back at once,
+// process does, so that a first attempt (see Conn.firstRead) returns at
+// once: MSG_DONTWAIT on a socket; on a pipe, an open file of the Conn's own
+// (see ownFile) or RWF_NOWAIT. A pipe that falls back to readv and writev
+// trusts O_NONBLOCK, which a process sharing the open file could clear, so
+// once the refusal is known its calls go the waiting path only (Conn.wait),
+// as do those of a pipe whose own open file File had to hand out (see
+// lent). (The call that meets the refusal falls back at once,
 // even in a first attempt.)
 func (v *iovecs) direct(socket bool) bool {
 	return socket || !v.lent.Load() && (v.own.Load() || v.nowait())
@@ -262,8 +262,8 @@ func (v *iovecs) read(fd int, p, q []byte) (int, error) {
 // TryRead reads into p what has already arrived, without waiting, and
 // reports how many bytes that was and true; or it reports false having
 // read nothing: when nothing has arrived, when the call failed (Read then
-// waits, and reports the error), or when the attempt cannot be made outside
-// the runtime poller: on a socket (which may carry descriptors), with a
+// waits, and reports the error), or when the attempt cannot be made before
+// Read's waiting path: on a socket (which may carry descriptors), with a
 // read deadline set, on a closing Conn, on a pipe that neither owns its open
 // file nor gets RWF_NOWAIT (see direct), and off Linux. False is thus not
 // "would block": a caller
@@ -324,7 +324,7 @@ func (c *Conn) TryRead(p []byte) (int, bool) {
 // pipe, for b up to 4 KiB, which the kernel writes to a pipe at once or not
 // at all); or it reports false having written nothing: when the kernel has
 // no room, when the call failed (Writev then waits, and reports the error),
-// or when the attempt cannot be made outside the runtime poller (with a
+// or when the attempt cannot be made before Writev's waiting path (with a
 // write deadline set, on a closing Conn, on a pipe that neither owns its
 // open file nor gets RWF_NOWAIT, and off Linux). As with TryRead, false is
 // not "would block":

@@ -410,7 +410,7 @@ var oneCPU = runtime.NumCPU() == 1
 
 // A readOp and a writeOp hold the state of a Conn's Reads and Writes: what
 // persists between calls, and the arguments and results of one call across
-// the callback the runtime poller calls. Their callbacks are method values
+// the callback the waiting path calls (see Conn.waitRead). Their callbacks are method values
 // made once, so that I/O allocates nothing: a closure handed to
 // syscall.RawConn escapes, and with it every variable it captures. A Conn's
 // Reads are serialised by its caller, as are its Writes, so one of each
@@ -447,8 +447,8 @@ func (o *readOp) init(files *fileQueue, own bool) {
 	o.fn = o.do
 }
 
-// do is the poller's callback: it reads into o.p and o.q, and tells the
-// poller to park the goroutine when read found nothing.
+// do is the waiting path's callback: it reads into o.p and o.q, and tells
+// the waiting path to wait when read found nothing.
 func (o *readOp) do(fd uintptr) bool {
 	o.n, o.err = o.read(int(fd), o.p, o.q)
 	return o.err != unix.EAGAIN
@@ -474,8 +474,8 @@ func (o *writeOp) init(socket, own bool) {
 	o.fn = o.do
 }
 
-// do is the poller's callback: it writes o.bufs, and tells the poller to
-// park the goroutine when the kernel has no room.
+// do is the waiting path's callback: it writes o.bufs, and tells the
+// waiting path to wait when the kernel has no room.
 func (o *writeOp) do(fd uintptr) bool {
 	var n int64
 	n, o.bufs, o.err = o.write(int(fd), o.bufs)

@@ -22,17 +22,19 @@ import (
 // the writer about 80 ns of its 450 per message, in time with interrupts
 // off. In C, a reader registered with epoll as Go's poller registers it
 // (ci/bench/cbench.c, CBENCH_EPOLL) cut the stream's rate to 0.75-0.94x.
-// With the descriptors off the poller, 16-byte streams ran 1.08x faster on
-// pipes and 1.16x on a socketpair (12 alternating rounds with C, free
-// CPUs).
+// With the descriptors off the poller, 16-byte streams ran at 1.01x C's rate
+// on a socketpair (0.88x before) and 0.79x on pipes (0.77x; 10 alternating
+// rounds with C, free CPUs).
 //
-// So a call that would block, once it has spun (see spinFor), waits in
+// So a Read that would block, once it has spun (see spinFor), waits in
 // ppoll(2), a blocking system call, which sits on the wait queue only while
-// it waits; a call still waiting after parkAfter moves to the runtime
-// poller through a descriptor of its own (a dup of the Conn's, registered
-// for that wait only, see park), so that an idle Conn holds no thread.
-// Close wakes a ppoll through an eventfd (see wake); a deadline moved while
-// a call waits in ppoll takes effect within parkAfter.
+// it waits; a Read still waiting after parkAfter, and a Write that waits for
+// room at once (see wait), park on the runtime poller through a descriptor
+// of their own (a dup of the Conn's, see park), so that an idle Conn holds
+// no thread; that descriptor stays registered while calls keep waiting
+// (see unparkAfter). Close, and a deadline moved while a Read waits in
+// ppoll, take effect there within parkAfter (a wait is not a system call
+// that Close can interrupt: the descriptor may be shared, so no shutdown).
 
 // parkAfter is how long a Read waits in ppoll before it parks on the
 // runtime poller. Each call waiting in ppoll holds an OS thread, so this
@@ -61,9 +63,12 @@ const unparkAfter = 64
 // waits is what a Conn's calls need on Linux to wait off the runtime
 // poller.
 type waits struct {
-	// deadline is the read and the write deadline, in Unix nanoseconds (0:
+	// deadline is the read and the write deadline, in nanoseconds since
+	// epoch on the monotonic clock as the runtime poller keeps them (0:
 	// none); the flags rdl and wdl say one is set (see Conn.firstRead).
-	deadline [2]atomic.Int64
+	// deadlineAt is each as given, for the parked descriptors (wmu).
+	deadline   [2]atomic.Int64
+	deadlineAt [2]time.Time
 	// parked holds the descriptors reads and writes park on (see park),
 	// kept for the calls that follow until unparkAfter calls in a row do
 	// not wait; Close closes them, which wakes a parked call, and
@@ -126,6 +131,7 @@ func (c *Conn) waitWrite(fn func(fd uintptr) bool) error {
 // turn, which parking costs little beside.
 func (c *Conn) wait(d int, events int16, fn func(fd uintptr) bool) error {
 	var start time.Time
+	var backoff time.Duration
 	for {
 		c.live.RLock()
 		if c.closed.Load() {
@@ -159,8 +165,11 @@ func (c *Conn) wait(d int, events int16, fn func(fd uintptr) bool) error {
 		if err, ok := c.park(d, fn); ok {
 			return err
 		}
-		// No descriptor to park on: wait on in ppoll.
-		c.ppoll(d, events, parkAfter)
+		// No descriptor to park on (none left in the process, say): wait
+		// on in ppoll, holding a thread, looking again less and less
+		// often.
+		backoff = min(max(2*backoff, parkAfter), 100*time.Millisecond)
+		c.ppoll(d, events, backoff)
 	}
 }
 
@@ -196,7 +205,7 @@ func closeParked(f *os.File) {
 // expired reports whether direction d's deadline has passed.
 func (c *Conn) expired(d int) bool {
 	dl := c.deadline[d].Load()
-	return dl != 0 && time.Now().UnixNano() >= dl
+	return dl != 0 && int64(time.Since(epoch)) >= dl
 }
 
 // ppoll waits for events on the descriptor for at most left, or until
@@ -210,7 +219,7 @@ func (c *Conn) ppoll(d int, events int16, left time.Duration) {
 		return
 	}
 	if dl := c.deadline[d].Load(); dl != 0 {
-		left = min(left, time.Duration(dl-time.Now().UnixNano()))
+		left = min(left, time.Duration(dl)-time.Since(epoch))
 	}
 	if left <= 0 {
 		return
@@ -237,8 +246,8 @@ func (c *Conn) park(d int, fn func(fd uintptr) bool) (error, bool) {
 		err = c.prc[d].Write(fn)
 	}
 	c.inPark[d].Store(false)
-	if c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
-		err = errClosing
+	if err != nil && c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errClosing // the poller's own "use of closed file"
 	}
 	return err, true
 }
@@ -256,13 +265,22 @@ func (c *Conn) makeParked(d int) bool {
 	if err != nil {
 		return false
 	}
-	// The poller needs the open file non-blocking, as NewConn left it; a
-	// process sharing it may have changed that since.
-	if fl, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 && unix.SetNonblock(nfd, true) != nil {
+	// os.NewFile registers a descriptor with the poller only if it is
+	// non-blocking, as NewConn left the open file; a process sharing it (a
+	// child given File's) may have made it blocking since, and is given
+	// its mode back at once (epoll does not look at it).
+	fl, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
+	if err == nil && fl&unix.O_NONBLOCK == 0 {
+		err = unix.SetNonblock(nfd, true)
+	}
+	if err != nil {
 		unix.Close(nfd)
 		return false
 	}
 	f := os.NewFile(uintptr(nfd), c.f.Name())
+	if fl&unix.O_NONBLOCK == 0 {
+		unix.SetNonblock(nfd, false)
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
@@ -274,8 +292,8 @@ func (c *Conn) makeParked(d int) bool {
 		f.Close()
 		return false
 	}
-	if dl := c.deadline[d].Load(); dl != 0 {
-		setFileDeadline(f, d, time.Unix(0, dl))
+	if t := c.deadlineAt[d]; !t.IsZero() {
+		setFileDeadline(f, d, t)
 	}
 	c.parked[d], c.prc[d] = f, rc
 	testhook.ParkedFiles.Add(1)
@@ -298,10 +316,13 @@ func (c *Conn) setDeadlineAt(d int, t time.Time) error {
 	}
 	var dl int64
 	if !t.IsZero() {
-		dl = max(t.UnixNano(), 1)
+		// time.Until saturates far in the future; the sum could not
+		// reach 1<<63 before the process had run for 292 years.
+		dl = max(int64(time.Since(epoch)+min(time.Until(t), 1<<62)), 1)
 	}
-	c.deadline[d].Store(dl)
 	c.wmu.Lock()
+	c.deadline[d].Store(dl)
+	c.deadlineAt[d] = t
 	if f := c.parked[d]; f != nil {
 		setFileDeadline(f, d, t)
 	}

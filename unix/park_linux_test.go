@@ -110,8 +110,9 @@ func TestWaitParks(t *testing.T) {
 }
 
 // TestCloseAndDeadlineWakeParked checks that Close, and a deadline set while
-// a Read waits parked, end that Read with their errors, and that the Conn
-// reads on after the deadline is lifted.
+// a Read waits parked, end that Read with their errors, that a deadline
+// centuries away does not, and that the Conn reads on after the deadline is
+// lifted.
 func TestCloseAndDeadlineWakeParked(t *testing.T) {
 	for _, kind := range []string{"socket", "pipe"} {
 		t.Run(kind, func(t *testing.T) {
@@ -132,6 +133,16 @@ func TestCloseAndDeadlineWakeParked(t *testing.T) {
 			}
 			if err := within(t, "parked Read after a deadline in the past", got); !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Fatalf("parked Read after a deadline in the past: %v; want the deadline's error", err)
+			}
+			// A deadline far in the future (past what Unix nanoseconds
+			// hold) is no deadline yet: the Read parks, and reads.
+			if err := r.SetReadDeadline(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+			got = read()
+			w.Write([]byte{1})
+			if err := within(t, "Read with a deadline in the year 3000", got); err != nil {
+				t.Fatalf("Read with a deadline in the year 3000: %v", err)
 			}
 			r.SetReadDeadline(time.Time{})
 			got = read()

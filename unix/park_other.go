@@ -28,7 +28,7 @@ func (c *Conn) setDeadlineAt(d int, t time.Time) error {
 	return c.f.SetWriteDeadline(t)
 }
 
-func (c *Conn) closeWaits() {}
+// closeWaits and noWait are Linux's (see park_linux.go).
+func (waits) closeWaits() {}
 
-// noWait is Linux's (see park_linux.go).
-func (c *Conn) noWait(d int) {}
+func (waits) noWait(d int) {}

@@ -152,8 +152,8 @@ func openEnd(fd int, kind Kind) (int, error) {
 // say) leaves the Conn's own as it is. It is made blocking, as programs
 // expect of an inherited descriptor, and so stays off the runtime poller.
 // If it cannot be made (no descriptor left, say), the Conn hands out its own
-// open file and stops trusting it: its calls go through the poller only
-// from then on (see iovecs.lent).
+// open file and stops trusting it: it makes no first attempts from then on
+// (see iovecs.lent).
 func (c *Conn) file() *os.File {
 	if !c.rop.vec.own.Load() && !c.wop.vec.own.Load() {
 		return c.f
@@ -173,12 +173,15 @@ func (c *Conn) file() *os.File {
 	c.live.RUnlock()
 	if closed || err != nil {
 		// The open file handed out is the Conn's own, reopened: it
-		// refuses RWF_NOWAIT, so from now on calls go through the poller
-		// only (see iovecs.direct; first attempts check lent again under
-		// live). A poller call that had loaded own before this makes its
-		// raw call as before, which an O_NONBLOCK cleared in between could
-		// block: a window between this and the receiver's fcntl, left
-		// open (closing it would put every poller call under live).
+		// refuses RWF_NOWAIT, so from now on calls make no first attempt
+		// and trust O_NONBLOCK (see iovecs.direct; first attempts check
+		// lent again under live, as the waiting path's attempts on Linux
+		// are made). A call parked on the runtime poller (see park), or
+		// one through the poller off Linux, that had loaded own before
+		// this makes its raw call as before, which an O_NONBLOCK cleared
+		// in between could block: a window between this and the
+		// receiver's fcntl, left open (closing it would put those calls
+		// under live).
 		c.live.Lock()
 		for _, v := range []*iovecs{&c.rop.vec, &c.wop.vec} {
 			v.lent.Store(true)

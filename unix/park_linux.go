@@ -33,8 +33,9 @@ import (
 // of their own (a dup of the Conn's, see park), so that an idle Conn holds
 // no thread; that descriptor stays registered while calls keep waiting
 // (see unparkAfter). Close, and a deadline moved while a Read waits in
-// ppoll, take effect there within parkAfter (a wait is not a system call
-// that Close can interrupt: the descriptor may be shared, so no shutdown).
+// ppoll, take effect there within parkAfter: nothing interrupts the ppoll
+// (shutdown would end a socket that other processes may share too, and an
+// eventfd to wake it would cost every Conn another descriptor).
 
 // parkAfter is how long a Read waits in ppoll before it parks on the
 // runtime poller. Each call waiting in ppoll holds an OS thread, so this

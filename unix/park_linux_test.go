@@ -56,9 +56,11 @@ func warmPoller(t *testing.T) {
 var parkKinds = []string{"socket", "pipe", "pipe-fallback"}
 
 // parkPair is newPair, and for "pipe-fallback" a pipe whose calls fall back
-// to readv and writev, as without /proc on a kernel before 6.4.
+// to readv and writev, as without /proc on a kernel before 6.4; it warms the
+// poller (see warmPoller) for the descriptor counts to come.
 func parkPair(t *testing.T, kind string) (r, w *ppunix.Conn) {
 	t.Helper()
+	warmPoller(t)
 	if kind != "pipe-fallback" {
 		return newPair(t, kind)
 	}
@@ -80,7 +82,6 @@ func TestWaitParks(t *testing.T) {
 	for _, kind := range parkKinds {
 		t.Run(kind, func(t *testing.T) {
 			r, w := parkPair(t, kind)
-			warmPoller(t)
 			base := openFDs(t)
 			got := make(chan error, 1)
 			buf := make([]byte, 3)
@@ -156,7 +157,6 @@ func TestCloseAndDeadlineWakeParked(t *testing.T) {
 	for _, kind := range parkKinds {
 		t.Run(kind, func(t *testing.T) {
 			r, w := parkPair(t, kind)
-			warmPoller(t)
 			base := openFDs(t)
 			read := func() chan error {
 				got := make(chan error, 1)

@@ -476,7 +476,8 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // Close closes the Conn, like Python's close(). Calls blocked in Send, Recv,
 // Poll or [Wait] return an error matching [net.ErrClosed], as do later
 // calls (on Linux, a Recv or Poll that began waiting less than a
-// millisecond earlier may take up to that millisecond to see Close; see
+// millisecond earlier may take up to that millisecond to see Close, or 10
+// if the process has no descriptor left; see
 // [github.com/procpipe/procpipe/unix.Conn]). Passed files received but not
 // yet taken with [Conn.RecvFiles] are closed.
 //

@@ -35,7 +35,7 @@ const (
 // park_linux.go); a wait in ppoll holds an OS thread (at most 16 do at once
 // in a process, unless no descriptor is left to park with). A deadline set,
 // or Close called, while a Read waits in ppoll takes effect within that
-// millisecond.
+// millisecond (10 if no descriptor is left to park with).
 //
 // Read and Write may be called concurrently with each other and with Close,
 // which unblocks them; the caller serialises Reads among themselves, and

@@ -276,7 +276,7 @@ func (c *Conn) writeRights(b byte, oob []byte) error {
 	msg := [][]byte{{b}}
 	err := c.waitWrite(func(fd uintptr) bool {
 		for {
-			n, serr = unix.SendmsgBuffers(int(fd), msg, oob, nil, sendFlags)
+			n, serr = unix.SendmsgBuffers(int(fd), msg, oob, nil, rightsFlags)
 			switch serr {
 			case unix.EINTR:
 				continue

@@ -33,7 +33,8 @@ import (
 // of their own (a dup of the Conn's, see park), so that an idle Conn holds
 // no thread; that descriptor stays registered while calls keep waiting
 // (see unparkAfter). Close, and a deadline moved while a Read waits in
-// ppoll, take effect there within parkAfter: nothing interrupts the ppoll
+// ppoll, take effect there within parkAfter (within maxBackoff if no
+// descriptor is left to park with): nothing interrupts the ppoll
 // (shutdown would end a socket that other processes may share too, and an
 // eventfd to wake it would cost every Conn another descriptor).
 
@@ -42,6 +43,10 @@ import (
 // bounds how many the idle Conns of a process hold: those that started
 // waiting in the last parkAfter (and at most maxPPollers).
 const parkAfter = time.Millisecond
+
+// maxBackoff is how long a wait that cannot park waits in ppoll at most
+// before it tries again (see Conn.wait).
+const maxBackoff = 10 * time.Millisecond
 
 // maxPPollers bounds the calls waiting in ppoll at once, in the process:
 // each holds an OS thread, which the runtime keeps once made. Calls beyond
@@ -67,9 +72,7 @@ type waits struct {
 	// deadline is the read and the write deadline, in nanoseconds since
 	// epoch on the monotonic clock as the runtime poller keeps them (0:
 	// none); the flags rdl and wdl say one is set (see Conn.firstRead).
-	// deadlineAt is each as given, for the parked descriptors (wmu).
-	deadline   [2]atomic.Int64
-	deadlineAt [2]time.Time
+	deadline [2]atomic.Int64
 	// parked holds the descriptors reads and writes park on (see park),
 	// kept for the calls that follow until unparkAfter calls in a row do
 	// not wait; Close closes them, which wakes a parked call, and
@@ -84,6 +87,11 @@ type waits struct {
 	// inPark says a call of the direction waits on the runtime poller now.
 	inPark [2]atomic.Bool
 }
+
+// rightsFlags are the flags of writeRights' sendmsg: its own non-blocking
+// flag, as the parked descriptor's open file may be blocking (see
+// makeParked).
+const rightsFlags = sendFlags | unix.MSG_DONTWAIT
 
 // The two directions, as indexes of waits' arrays.
 const (
@@ -167,9 +175,10 @@ func (c *Conn) wait(d int, events int16, fn func(fd uintptr) bool) error {
 			return err
 		}
 		// No descriptor to park on (none left in the process, say): wait
-		// on in ppoll, holding a thread, looking again less and less
-		// often.
-		backoff = min(max(2*backoff, parkAfter), 100*time.Millisecond)
+		// on in ppoll, holding a thread, uncounted, looking again less
+		// and less often (Close and moved deadlines are then seen within
+		// maxBackoff).
+		backoff = min(max(2*backoff, parkAfter), maxBackoff)
 		c.ppoll(d, events, backoff)
 	}
 }
@@ -254,8 +263,12 @@ func (c *Conn) park(d int, fn func(fd uintptr) bool) (error, bool) {
 }
 
 // makeParked makes direction d's parked descriptor (see parked), unless
-// the Conn is closed, and reports whether it did.
+// the Conn is closed, and reports whether it did. It runs under wmu: the
+// two directions may make theirs at once, and the mode switch below must
+// not interleave.
 func (c *Conn) makeParked(d int) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.live.RLock()
 	if c.closed.Load() {
 		c.live.RUnlock()
@@ -269,7 +282,9 @@ func (c *Conn) makeParked(d int) bool {
 	// os.NewFile registers a descriptor with the poller only if it is
 	// non-blocking, as NewConn left the open file; a process sharing it (a
 	// child given File's) may have made it blocking since, and is given
-	// its mode back at once (epoll does not look at it).
+	// its mode back at once (epoll does not look at it, and the calls made
+	// through the parked descriptor carry their own non-blocking flag,
+	// save a fallback pipe's, which trust O_NONBLOCK as before).
 	fl, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
 	if err == nil && fl&unix.O_NONBLOCK == 0 {
 		err = unix.SetNonblock(nfd, true)
@@ -283,18 +298,15 @@ func (c *Conn) makeParked(d int) bool {
 		unix.SetNonblock(nfd, false)
 	}
 	rc, err := f.SyscallConn()
-	if err != nil {
+	// A file off the poller takes no deadline: another process made the
+	// open file blocking again before os.NewFile looked.
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
 		f.Close()
 		return false
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.closed.Load() {
-		f.Close()
-		return false
-	}
-	if t := c.deadlineAt[d]; !t.IsZero() {
-		setFileDeadline(f, d, t)
+	if dl := c.deadline[d].Load(); dl != 0 {
+		// The deadline as wait sees it, on the monotonic clock.
+		setFileDeadline(f, d, time.Now().Add(time.Duration(dl)-time.Since(epoch)))
 	}
 	c.parked[d], c.prc[d] = f, rc
 	testhook.ParkedFiles.Add(1)
@@ -318,12 +330,11 @@ func (c *Conn) setDeadlineAt(d int, t time.Time) error {
 	var dl int64
 	if !t.IsZero() {
 		// time.Until saturates far in the future; the sum could not
-		// reach 1<<63 before the process had run for 292 years.
+		// reach 1<<63 before the process had run for 146 years.
 		dl = max(int64(time.Since(epoch)+min(time.Until(t), 1<<62)), 1)
 	}
 	c.wmu.Lock()
 	c.deadline[d].Store(dl)
-	c.deadlineAt[d] = t
 	if f := c.parked[d]; f != nil {
 		setFileDeadline(f, d, t)
 	}

@@ -16,6 +16,9 @@ const (
 	dirWrite = 1
 )
 
+// rightsFlags are writeRights' sendmsg flags (see park_linux.go).
+const rightsFlags = sendFlags
+
 func newFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }
 
 func (c *Conn) waitRead(fn func(fd uintptr) bool) error  { return c.rc.Read(fn) }

@@ -171,7 +171,7 @@ func (c *Conn) wait(d int, events int16, fn func(fd uintptr) bool) error {
 				ppollers.Add(-1)
 			}
 		}
-		if err, ok := c.park(d, fn); ok {
+		if ok, err := c.park(d, fn); ok {
 			return err
 		}
 		// No descriptor to park on (none left in the process, say): wait
@@ -241,12 +241,12 @@ func (c *Conn) ppoll(d int, events int16, left time.Duration) {
 
 // park waits for fn on the runtime poller, through a descriptor of the
 // Conn's open file kept for direction d's calls (see parked), made and
-// registered at the first, and returns fn's error and true; or false if
+// registered at the first, and returns true and fn's error; or false if
 // it cannot (no descriptor left, say).
-func (c *Conn) park(d int, fn func(fd uintptr) bool) (error, bool) {
+func (c *Conn) park(d int, fn func(fd uintptr) bool) (bool, error) {
 	c.calm[d] = 0
 	if c.parked[d] == nil && !c.makeParked(d) {
-		return nil, false
+		return false, nil
 	}
 	var err error
 	c.inPark[d].Store(true)
@@ -259,7 +259,7 @@ func (c *Conn) park(d int, fn func(fd uintptr) bool) (error, bool) {
 	if err != nil && c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errClosing // the poller's own "use of closed file"
 	}
-	return err, true
+	return true, err
 }
 
 // makeParked makes direction d's parked descriptor (see parked), unless
